@@ -1,0 +1,33 @@
+"""Callbacks that write a run's pictures."""
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchvision.utils import make_grid, save_image
+
+
+def to_grid(images, nrow: int):
+    """Images (B, C, H, W) in [-1, 1] -> one grid image (C, H', W') in [0, 1]."""
+    return make_grid(images, nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
+
+
+class SampleGrid(L.Callback):
+    """After every `every_n_epochs` epochs, the generator's fixed-noise samples as a grid:
+    saved to `dirpath/epoch_XXX.png` and logged to TensorBoard under `samples`."""
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 1):
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        epoch = trainer.current_epoch
+        if (epoch + 1) % self.every_n_epochs or not trainer.is_global_zero:
+            return
+        images, nrow = pl_module.fixed_samples()
+        grid = to_grid(images.float().cpu(), nrow)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        save_image(grid, self.dirpath / f"epoch_{epoch:03d}.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples", grid, global_step=epoch)

@@ -1,0 +1,3 @@
+from gan_lightning.models.gan import GAN
+
+__all__ = ["GAN"]

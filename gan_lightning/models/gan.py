@@ -1,0 +1,144 @@
+"""The GAN training logic: one discriminator step and one generator step per batch.
+
+The three models differ only in their networks (config); the conditional GAN additionally feeds the digit
+labels to both networks, which happens in `_labels` and the two network calls below.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim import Optimizer
+
+from gan_lightning.networks.spec import network_spec
+
+NetworkFactory = Callable[..., nn.Module]
+
+
+class GAN(L.LightningModule):
+    """A GAN trained with Lightning's manual optimization (two optimizers: generator first, then discriminator).
+
+    `generator` and `discriminator` are network classes (or partials of them, as Hydra builds them with
+    `_partial_: true`); the sizes that come from the data (`image_shape`, `num_classes`) are filled in here.
+    """
+
+    def __init__(
+        self,
+        generator: NetworkFactory,
+        discriminator: NetworkFactory,
+        optimizer: Callable[[Iterable[nn.Parameter]], Optimizer],
+        noise_dim: int = 100,
+        conditional: bool = False,
+        image_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        grid_cols: int = 8,
+        sample_seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer"], logger=False)
+        self.automatic_optimization = False
+        self.optimizer_factory = optimizer
+        # the label input of both networks: 0 classes makes them unconditional
+        label_classes = num_classes if conditional else 0
+        self.networks = {
+            "generator": network_spec(generator, noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes),
+            "discriminator": network_spec(discriminator, image_shape=image_shape, num_classes=label_classes),
+        }
+        self.generator = generator(noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes)
+        self.discriminator = discriminator(image_shape=image_shape, num_classes=label_classes)
+
+        # Fixed noise, so the grids of successive epochs are comparable. Conditional: one row per digit,
+        # the same z down each column (one style per column).
+        rng = torch.Generator().manual_seed(sample_seed)
+        rows = num_classes if conditional else grid_cols
+        z = torch.randn(grid_cols, noise_dim, generator=rng).repeat(rows, 1) if conditional else (
+            torch.randn(rows * grid_cols, noise_dim, generator=rng)
+        )
+        self.register_buffer("fixed_z", z)  # (rows * cols, noise_dim)
+        self.register_buffer("fixed_labels", torch.arange(rows).repeat_interleave(grid_cols))  # (rows * cols,)
+
+    @property
+    def conditional(self) -> bool:
+        return self.hparams.conditional
+
+    def _labels(self, batch_size: int) -> torch.Tensor | None:
+        """Digits asked of the generator during training: uniform over the classes (conditional only)."""
+        if not self.conditional:
+            return None
+        return torch.randint(0, self.hparams.num_classes, (batch_size,), device=self.device)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, labels if self.conditional else None)
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] from the generator in eval mode (BatchNorm uses running statistics)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self(z, labels)
+        finally:
+            self.generator.train(was_training)
+
+    def fixed_samples(self) -> tuple[torch.Tensor, int]:
+        """The fixed-noise samples and the number of columns to lay them out in."""
+        return self.sample(self.fixed_z, self.fixed_labels), self.hparams.grid_cols
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        real, real_labels = batch  # (B, C, H, W) in [-1, 1], (B,)
+        real_labels = real_labels if self.conditional else None
+        opt_g, opt_d = self.optimizers()
+        batch_size = real.shape[0]
+        z = torch.randn(batch_size, self.hparams.noise_dim, device=self.device)
+        fake_labels = self._labels(batch_size)
+        fake = self.generator(z, fake_labels)  # (B, C, H, W)
+        ones = torch.ones(batch_size, device=self.device)
+        zeros = torch.zeros(batch_size, device=self.device)
+
+        # D step: maximise log D(x) + log(1 - D(G(z)))
+        self.toggle_optimizer(opt_d)
+        d_real = self.discriminator(real, real_labels)  # (B,) logits
+        d_fake = self.discriminator(fake.detach(), fake_labels)
+        d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        # G step, non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
+        self.toggle_optimizer(opt_g)
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake, fake_labels), ones)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        self.log_dict({"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}, prog_bar=True)
+        self.log_dict({"train/d_real": torch.sigmoid(d_real.detach()).mean(), "train/d_fake": torch.sigmoid(d_fake.detach()).mean()})
+
+    def on_validation_epoch_start(self) -> None:
+        # validation noise has its own seeded stream, so validating never shifts the training noise
+        self.val_rng = torch.Generator(device=self.device).manual_seed(self.hparams.sample_seed)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        real, real_labels = batch
+        batch_size = real.shape[0]
+        z = torch.randn(batch_size, self.hparams.noise_dim, device=self.device, generator=self.val_rng)
+        fake_labels = (
+            torch.randint(0, self.hparams.num_classes, (batch_size,), device=self.device, generator=self.val_rng)
+            if self.conditional
+            else None
+        )
+        d_real = self.discriminator(real, real_labels if self.conditional else None)
+        d_fake = self.discriminator(self.generator(z, fake_labels), fake_labels)
+        self.log_dict({"val/d_real": torch.sigmoid(d_real).mean(), "val/d_fake": torch.sigmoid(d_fake).mean()})
+
+    def configure_optimizers(self) -> list[Optimizer]:
+        return [self.optimizer_factory(self.generator.parameters()), self.optimizer_factory(self.discriminator.parameters())]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # what `gan_lightning.checkpoint` needs to rebuild the networks without unpickling objects
+        checkpoint["networks"] = self.networks

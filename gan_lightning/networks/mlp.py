@@ -1,0 +1,69 @@
+"""The Vanilla GAN: fully connected generator and discriminator (Goodfellow et al., 2014)."""
+
+from collections.abc import Sequence
+from math import prod
+
+import torch
+from torch import nn
+
+from gan_lightning.networks.common import check_dims, dcgan_init, one_hot
+
+
+class MLPGenerator(nn.Module):
+    """z (B, noise_dim) [+ one-hot label] -> Linear/BatchNorm/LeakyReLU blocks -> Tanh image (B, C, H, W)."""
+
+    def __init__(
+        self,
+        noise_dim: int,
+        image_shape: Sequence[int],
+        num_classes: int = 0,
+        hidden_dims: Sequence[int] = (256, 512, 1024),
+        batch_norm: bool = True,
+    ):
+        super().__init__()
+        check_dims(noise_dim, num_classes)
+        self.noise_dim, self.num_classes, self.image_shape = noise_dim, num_classes, tuple(image_shape)
+        layers, width = [], noise_dim + num_classes
+        for i, hidden in enumerate(hidden_dims):
+            layers.append(nn.Linear(width, hidden))
+            if batch_norm and i > 0:  # no normalisation right on the noise
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            width = hidden
+        layers += [nn.Linear(width, prod(self.image_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            z = torch.cat([z, one_hot(labels, self.num_classes, z)], dim=1)  # (B, noise_dim + K)
+        return self.net(z).view(-1, *self.image_shape)  # (B, C, H, W)
+
+
+class MLPDiscriminator(nn.Module):
+    """Image (B, C, H, W) [+ one-hot label] -> Linear/LeakyReLU blocks -> one logit per image (B,)."""
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        num_classes: int = 0,
+        hidden_dims: Sequence[int] = (512, 256),
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        check_dims(num_classes=num_classes)
+        self.num_classes, self.image_shape = num_classes, tuple(image_shape)
+        layers, width = [], prod(self.image_shape) + num_classes
+        for hidden in hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2, inplace=True)]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1)  # (B, C*H*W)
+        if self.num_classes:
+            h = torch.cat([h, one_hot(labels, self.num_classes, h)], dim=1)  # (B, C*H*W + K)
+        return self.net(h).view(-1)  # (B,) logits
