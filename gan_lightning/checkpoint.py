@@ -1,5 +1,6 @@
 """Loading what a training run saved, without unpickling arbitrary objects."""
 
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -29,10 +30,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return checkpoint
 
 
+def _generator_spec(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
+    networks = checkpoint["networks"]
+    spec = networks.get("generator") if isinstance(networks, dict) else None
+    if not isinstance(spec, dict) or not all(key in spec for key in ("noise_dim", "image_shape", "num_classes")):
+        raise UserError(f"{path} is not a gan-lightning checkpoint (no usable generator entry in networks)")
+    return spec
+
+
 def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The generator of a checkpoint, in eval mode, and what describes it (noise_dim, num_classes, ...)."""
-    checkpoint = load_checkpoint(path, map_location)
-    spec = checkpoint["networks"]["generator"]
+    """The generator of a checkpoint, in eval mode, and what describes it (noise_dim, num_classes, ...).
+
+    `path` is a training checkpoint or a generator exported on its own by `export_generator`."""
+    return _build_generator(load_checkpoint(path, map_location), Path(path))
+
+
+def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    spec = _generator_spec(checkpoint, path)
     generator = build_network(spec)
     prefix = "generator."
     weights = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
@@ -43,3 +57,32 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
     info["conditional"] = spec["num_classes"] > 0
     return generator.eval(), info
+
+
+GENERATOR_FORMAT = "gan-lightning-generator"
+
+
+def export_generator(ckpt_path: str | Path, out_path: str | Path) -> Path:
+    """Save the generator of a training checkpoint on its own: its spec and weights, in the checkpoint's own
+    layout (`networks.generator`, `state_dict` with `generator.*` keys), so `load_generator` reads both alike.
+    Written atomically (temporary file, then rename). Returns the path written."""
+    ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    if out_path.is_dir():
+        raise UserError(f"out={out_path} is a folder; give the file to write, e.g. {out_path / 'generator.pt'}")
+    if out_path.exists() and out_path.resolve() == ckpt_path.resolve():
+        raise UserError(f"out={out_path} is the checkpoint itself; write the generator to another file")
+    checkpoint = load_checkpoint(ckpt_path)
+    _build_generator(checkpoint, ckpt_path)  # the weights must fit the spec before anything is written
+    exported = {
+        "format": GENERATOR_FORMAT,
+        "networks": {"generator": _generator_spec(checkpoint, ckpt_path)},
+        "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("generator.")},
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(exported, temporary)
+        os.replace(temporary, out_path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return out_path

@@ -73,7 +73,7 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train") ->
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name=config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise UserError(_explain(e)) from None
     finally:
         GlobalHydra.instance().clear()

@@ -1,0 +1,218 @@
+"""Quality of generated MNIST digits, all judged by the bundled classifier (see classifier.py).
+
+Every evaluation returns one flat dict:
+
+    num_samples               images evaluated
+    fid                       Fréchet distance to the MNIST test set in classifier-feature space (lower is better)
+    kid_mean, kid_std         kernel (polynomial MMD) distance to the test set over random subsets (lower is better)
+    mnist_score               exp(E_x KL(p(y|x) || p(y))): the Inception Score with the MNIST classifier;
+                              10 = every image a confident digit and all digits equally common, 1 = no information
+    confidence                mean max-probability of the classifier
+    class_share               list of 10: fraction of images the classifier reads as each digit
+    min_class_share           smallest entry of class_share (mode-collapse signal; a balanced set has ~0.1)
+    class_entropy             entropy of class_share in nats (ln 10 = 2.303 when perfectly balanced)
+    label_accuracy            only with requested labels: share of images read as the digit that was asked for
+    label_accuracy_per_class  only with requested labels: list of 10 (NaN for a digit never asked for)
+
+FID/KID depend on the sample count, so compare a model only with the real-data row of the same size
+(`reference_row`), computed on train-split images the classifier never saw.
+"""
+
+import functools
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import Metric
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities import dim_zero_cat
+
+from gan_lightning.data.mnist import load_mnist
+from gan_lightning.errors import UserError
+from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier, to_model_range
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def mnist_score(probs: Tensor) -> float:
+    """exp(mean KL(p(y|x) || p(y))) for classifier probabilities (N, K), with p(y) their mean over the set."""
+    probs = probs.double()
+    marginal = probs.mean(0, keepdim=True)  # (1, K)
+    kl = torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, marginal)  # (N, K), 0 log 0 = 0
+    return math.exp(kl.sum(1).mean().item())
+
+
+def class_share(predictions: Tensor, num_classes: int = 10) -> Tensor:
+    """Fraction of predictions (N,) equal to each class -> (num_classes,)."""
+    return torch.bincount(predictions, minlength=num_classes).double() / len(predictions)
+
+
+def label_accuracy(predictions: Tensor, requested: Tensor, num_classes: int = 10) -> tuple[float, list[float]]:
+    """Share of predictions equal to the requested label: overall and per requested class (NaN where never asked)."""
+    hits = (predictions == requested).double()  # (N,)
+    asked = torch.bincount(requested, minlength=num_classes).double()  # (K,)
+    hit_counts = torch.bincount(requested, weights=hits, minlength=num_classes)  # (K,)
+    per_class = torch.where(asked > 0, hit_counts / asked.clamp(min=1), torch.nan)
+    return hits.mean().item(), per_class.tolist()
+
+
+def classifier_metrics(probs: Tensor, requested: Tensor | None = None) -> dict:
+    """The classifier-only part of the dict (all keys but fid/kid) from probabilities (N, K)."""
+    num_classes = probs.shape[1]
+    predictions = probs.argmax(1)  # (N,)
+    share = class_share(predictions, num_classes)
+    result = {
+        "mnist_score": mnist_score(probs),
+        "confidence": probs.max(1).values.double().mean().item(),
+        "class_share": share.tolist(),
+        "min_class_share": share.min().item(),
+        "class_entropy": -torch.special.xlogy(share, share).sum().item(),
+    }
+    if requested is not None:
+        result["label_accuracy"], result["label_accuracy_per_class"] = label_accuracy(
+            predictions, requested.to(predictions.device), num_classes
+        )
+    return result
+
+
+class ClassifierOutputs(Metric):
+    """Collects classifier probabilities and, for conditional models, the requested labels."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("requested", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: Tensor, requested: Tensor | None = None) -> None:
+        self.probs.append(probs)
+        if requested is not None:
+            self.requested.append(requested)
+
+    def compute(self) -> tuple[Tensor, Tensor | None]:
+        probs = dim_zero_cat(self.probs)  # (N, K)
+        if isinstance(self.requested, list) and not self.requested:
+            return probs, None
+        requested = dim_zero_cat(self.requested)  # (N,)
+        if len(requested) != len(probs):
+            raise ValueError("labels were given for some generated batches but not for others")
+        return probs, requested
+
+
+class GANQuality(nn.Module):
+    """Accumulates generated images batch by batch; `compute()` returns the quality dict (see module docstring).
+
+    For a LightningModule's validation: `update(fake, labels)` in each step, `compute()` and `reset()` at the epoch
+    end. The classifier is a frozen submodule (eval mode, no gradients, not in the state_dict) and moves with the
+    parent to any device. Real MNIST test images are featurized once, at the first `compute()`, and kept by `reset()`.
+    """
+
+    def __init__(
+        self,
+        kid_subset_size: int = 1000,
+        kid_subsets: int = 100,
+        kid_seed: int = 0,
+        batch_size: int = 1000,
+        classifier: FrozenClassifier | None = None,
+    ) -> None:
+        super().__init__()
+        self.kid_subset_size = kid_subset_size
+        self.kid_seed = kid_seed
+        self.batch_size = batch_size
+        self.classifier = classifier if classifier is not None else FrozenClassifier(load_classifier())
+        # normalize=False: a custom feature module gets the images exactly as passed, floats in [-1, 1].
+        self.fid = FrechetInceptionDistance(feature=self.classifier, reset_real_features=False, normalize=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+            self.kid = KernelInceptionDistance(
+                feature=self.classifier,
+                subsets=kid_subsets,
+                subset_size=kid_subset_size,
+                reset_real_features=False,
+                normalize=False,
+            )
+        self.outputs = ClassifierOutputs()
+
+    @property
+    def device(self) -> torch.device:
+        return self.fid.device
+
+    def update(self, fake_images: Tensor, labels: Tensor | None = None) -> None:
+        """Add generated images (B, 1, 28, 28) in [-1, 1] and, for conditional models, the labels asked for (B,)."""
+        if fake_images.shape[1:] != IMAGE_SHAPE or not fake_images.is_floating_point():
+            raise ValueError(f"expected float images of shape (B, 1, 28, 28), got {tuple(fake_images.shape)}")
+        if labels is not None and labels.shape != fake_images.shape[:1]:
+            raise ValueError(f"expected labels of shape ({len(fake_images)},), got {tuple(labels.shape)}")
+        label_batches = labels.split(self.batch_size) if labels is not None else [None] * len(fake_images)
+        for images, requested in zip(fake_images.detach().split(self.batch_size), label_batches):
+            images = images.to(self.device)  # (b, 1, 28, 28)
+            self.fid.update(images, real=False)
+            self.kid.update(images, real=False)
+            probs = self.classifier.logits(images).softmax(1)  # (b, 10)
+            self.outputs.update(probs, None if requested is None else requested.to(self.device))
+
+    def _add_real_images(self) -> None:
+        """Featurize the MNIST test set once; both metrics keep these features across reset()."""
+        images, _ = load_mnist("test")
+        for batch in images.split(self.batch_size):
+            real = to_model_range(batch).to(self.device)  # (b, 1, 28, 28)
+            self.fid.update(real, real=True)
+            self.kid.update(real, real=True)
+
+    def compute(self) -> dict:
+        num_samples = int(self.fid.fake_features_num_samples)
+        if num_samples < 2:
+            raise ValueError(f"need at least 2 generated images to compute quality metrics, got {num_samples}")
+        if self.fid.real_features_num_samples == 0:
+            self._add_real_images()
+        num_real = int(self.fid.real_features_num_samples)
+        # KID draws subsets of this size from both sets; it can't exceed either sample count.
+        self.kid.subset_size = min(self.kid_subset_size, num_samples, num_real)
+        with torch.random.fork_rng(devices=[]):  # KID's subsets use the CPU generator: seed it, leave global RNG be
+            torch.manual_seed(self.kid_seed)
+            kid_mean, kid_std = self.kid.compute()
+        probs, requested = self.outputs.compute()
+        return {
+            "num_samples": num_samples,
+            "fid": self.fid.compute().item(),
+            "kid_mean": kid_mean.item(),
+            "kid_std": kid_std.item(),
+            **classifier_metrics(probs, requested),
+        }
+
+    def reset(self) -> None:
+        """Forget the generated images (the real-image features stay)."""
+        self.fid.reset()
+        self.kid.reset()
+        self.outputs.reset()
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_quality(device: torch.device) -> GANQuality:
+    """One GANQuality per device and process, so the test-set features are computed only once."""
+    return GANQuality().to(device)
+
+
+def evaluate_images(images: Tensor, requested_labels: Tensor | None = None) -> dict:
+    """The quality dict for generated images (N, 1, 28, 28) in [-1, 1], computed on their device, in batches."""
+    quality = _shared_quality(images.device)
+    quality.reset()
+    quality.update(images, requested_labels)
+    result = quality.compute()
+    quality.reset()
+    return result
+
+
+def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+    """The same dict for n real images the classifier never saw (held-out train split), with their true labels:
+    what a perfect generator of n samples would score."""
+    images, labels = load_mnist("train")
+    available = len(labels) - HELD_OUT_START
+    if not 2 <= n <= available:
+        raise UserError(f"the real-data reference row needs 2 to {available} images, got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    index = HELD_OUT_START + torch.randperm(available, generator=generator)[:n]  # (n,)
+    return evaluate_images(to_model_range(images[index]).to(device), requested_labels=labels[index].to(device))

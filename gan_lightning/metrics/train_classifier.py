@@ -1,0 +1,146 @@
+"""Training the bundled MNIST classifier: a plain, seeded PyTorch loop over in-memory tensors.
+
+It trains on train[:HELD_OUT_START], watches accuracy on the held-out rest of the train split, and reports test
+accuracy once at the end (the test set never steers training). Output: a state dict and a JSON record beside it.
+"""
+
+import datetime
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gan_lightning.data.mnist import load_mnist
+from gan_lightning.errors import UserError
+from gan_lightning.metrics.classifier import (
+    HELD_OUT_START,
+    WEIGHTS_PATH,
+    MNISTClassifier,
+    record_path,
+    sha256_of,
+    to_model_range,
+)
+
+
+def random_affine(
+    x: Tensor,
+    generator: torch.Generator,
+    max_rotation_deg: float = 10.0,
+    max_scale_change: float = 0.1,
+    max_shift_px: float = 2.0,
+) -> Tensor:
+    """A random rotation, zoom and shift per image of a batch in [-1, 1]; uncovered pixels become background."""
+    batch, _, height, width = x.shape
+
+    def uniform(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=generator) * 2 - 1  # in [-1, 1)
+
+    angle = uniform(batch) * math.radians(max_rotation_deg)  # (B,)
+    scale = 1 + uniform(batch) * max_scale_change  # (B,)
+    shift = uniform(batch, 2) * (2 * max_shift_px / torch.tensor([width, height]))  # (B, 2), normalized coords
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
+    # Sample in [0, 1] so that zero padding is black background, then map back.
+    warped = F.grid_sample((x + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped * 2 - 1
+
+
+@torch.no_grad()
+def accuracy(model: MNISTClassifier, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of `model` on float images in [-1, 1] (N, 1, 28, 28)."""
+    was_training = model.training
+    model.eval()
+    correct = sum(
+        (model(x).argmax(1) == y).sum().item() for x, y in zip(images.split(batch_size), labels.split(batch_size))
+    )
+    model.train(was_training)
+    return correct / len(labels)
+
+
+def train_classifier(
+    epochs: int = 12,
+    seed: int = 0,
+    out_path: str | Path = WEIGHTS_PATH,
+    batch_size: int = 128,
+    max_lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    train_size: int | None = None,
+    num_threads: int | None = None,
+    command: str = "",
+    log=print,
+) -> dict:
+    """Train, save the state dict to `out_path` and its record to the .json beside it; returns the record.
+
+    `train_size` keeps only the first that many training images (for quick runs); `command` is stored in the record.
+    """
+    if epochs < 1:
+        raise UserError(f"epochs must be at least 1, got {epochs}")
+    if train_size is not None and not 1 <= train_size <= HELD_OUT_START:
+        raise UserError(f"train_size must be between 1 and {HELD_OUT_START}, got {train_size}")
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    out_path = Path(out_path)
+    started = time.perf_counter()
+
+    images, labels = load_mnist("train")
+    train_end = HELD_OUT_START if train_size is None else train_size
+    train_x, train_y = to_model_range(images[:train_end]), labels[:train_end]  # (N, 1, 28, 28), (N,)
+    held_x, held_y = to_model_range(images[HELD_OUT_START:]), labels[HELD_OUT_START:]
+    test_images, test_labels = load_mnist("test")
+    test_x = to_model_range(test_images)
+
+    torch.manual_seed(seed)  # weight init and dropout
+    generator = torch.Generator().manual_seed(seed)  # data order and augmentation
+    model = MNISTClassifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(train_y) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
+
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_y), generator=generator)
+        total_loss = 0.0
+        for batch in order.split(batch_size):
+            x = random_affine(train_x[batch], generator)
+            loss = F.cross_entropy(model(x), train_y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(batch)
+        held_accuracy = accuracy(model, held_x, held_y)
+        log(
+            f"epoch {epoch}/{epochs}: loss {total_loss / len(train_y):.4f}, held-out accuracy {held_accuracy:.4f} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
+
+    test_accuracy = accuracy(model, test_x, test_labels)
+    log(f"test accuracy {test_accuracy:.4f}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_path)
+    record = {
+        "file": out_path.name,
+        "sha256": sha256_of(out_path.read_bytes()),
+        "test_accuracy": test_accuracy,
+        "held_out_accuracy": held_accuracy,
+        "trained_on": f"MNIST train[:{train_end}]",
+        "held_out": f"MNIST train[{HELD_OUT_START}:]",
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "max_lr": max_lr,
+        "weight_decay": weight_decay,
+        "num_threads": torch.get_num_threads(),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "command": command,
+        "torch_version": torch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    record_path(out_path).write_text(json.dumps(record, indent=2) + "\n")
+    log(f"wrote {out_path} and {record_path(out_path).name}")
+    return record

@@ -1,0 +1,222 @@
+"""Writing digits to files: grids, strips, GIFs, .npz and MNIST IDX files.
+
+Every file is written under a temporary name in its final folder and renamed into place only once all of
+them are complete (`Staging`), so a failure midway leaves what was there before untouched.
+"""
+
+import math
+import os
+import re
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gan_lightning.errors import UserError
+
+PAD = 2  # pixels between the images of a grid, as in the training grids (torchvision's make_grid)
+
+
+# ---- pictures ----------------------------------------------------------------------------------------------
+
+
+def tile(images: np.ndarray, ncols: int, nrows: int | None = None) -> np.ndarray:
+    """uint8 images (N, H, W) -> one grid (rows * (H + 2) + 2, ncols * (W + 2) + 2), row by row, black padding.
+    Cells past N stay black."""
+    n, h, w = images.shape
+    nrows = nrows if nrows is not None else max(1, math.ceil(n / ncols))
+    grid = np.zeros((nrows * (h + PAD) + PAD, ncols * (w + PAD) + PAD), dtype=np.uint8)
+    for i, image in enumerate(images[: nrows * ncols]):
+        row, col = divmod(i, ncols)
+        y, x = PAD + row * (h + PAD), PAD + col * (w + PAD)
+        grid[y : y + h, x : x + w] = image
+    return grid
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray | None, num_classes: int = 0) -> np.ndarray:
+    """The preview grid of samples: one row per digit when there are labels of several digits, else square."""
+    if labels is None or num_classes == 0 or len(np.unique(labels)) == 1:
+        return tile(images, ncols=max(1, math.ceil(math.sqrt(len(images)))))
+    rows = [images[labels == digit] for digit in range(num_classes)]
+    ncols = max(len(row) for row in rows)
+    h, w = images.shape[1:]
+    cells = np.zeros((num_classes * ncols, h, w), dtype=np.uint8)
+    for digit, row in enumerate(rows):
+        cells[digit * ncols : digit * ncols + len(row)] = row
+    return tile(cells, ncols=ncols, nrows=num_classes)
+
+
+def strip(frames: np.ndarray) -> np.ndarray:
+    """Animation frames (F, B, H, W) as one picture: frames left to right, the B images of a frame top to bottom."""
+    f, b, h, w = frames.shape
+    return tile(frames.transpose(1, 0, 2, 3).reshape(f * b, h, w), ncols=f, nrows=b)
+
+
+def frame_pictures(frames: np.ndarray, scale: int = 1) -> list[Image.Image]:
+    """Animation frames (F, B, H, W) -> one picture per frame, its B images side by side, `scale` times bigger."""
+    pictures = []
+    for frame in frames:
+        picture = Image.fromarray(tile(frame, ncols=len(frame)), mode="L")
+        if scale > 1:
+            picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+        pictures.append(picture)
+    return pictures
+
+
+def save_png(picture: np.ndarray | Image.Image, path: Path) -> None:
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture, mode="L")
+    image.save(path, format="PNG")
+
+
+def save_gif(pictures: list[Image.Image], path: Path, fps: float, last_frame_s: float | None = None) -> None:
+    """An animated GIF that loops forever; `last_frame_s` holds the last frame longer.
+    (Pillow merges identical consecutive frames into one longer frame.)"""
+    duration = [round(1000 / fps)] * len(pictures)
+    if last_frame_s is not None:
+        duration[-1] = round(1000 * last_frame_s)
+    first, *rest = pictures
+    first.save(path, format="GIF", save_all=True, append_images=rest, duration=duration, loop=0)
+
+
+# ---- arrays ------------------------------------------------------------------------------------------------
+
+
+class NpzWriter:
+    """An .npz that `np.load` reads as {"images": uint8 (N, H, W), "labels": int64 (N,)}, written batch by batch:
+    the images stream into the archive; the labels (8 bytes a sample) are kept and follow at the end."""
+
+    def __init__(self, path: Path, n: int, image_size: tuple[int, int], with_labels: bool):
+        self.n, self.written, self.with_labels = n, 0, with_labels
+        self.labels: list[np.ndarray] = []
+        self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED)
+        self.member = self.archive.open("images.npy", "w", force_zip64=True)
+        header = {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (n, *image_size)}
+        np.lib.format.write_array_header_1_0(self.member, header)
+
+    def write(self, images: np.ndarray, labels: np.ndarray | None) -> None:
+        self.member.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+        self.written += len(images)
+        if self.with_labels:
+            self.labels.append(np.asarray(labels, dtype=np.int64))
+
+    def close(self) -> None:
+        self.member.close()
+        if self.written != self.n:
+            raise RuntimeError(f"npz header says {self.n} images, {self.written} were written")
+        if self.with_labels:
+            with self.archive.open("labels.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.concatenate(self.labels))
+        self.archive.close()
+
+
+class IdxWriter:
+    """An MNIST-format IDX file of uint8 values (idx3 for images (N, H, W), idx1 for labels (N,)), streamed."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        self.file = open(path, "wb")
+        self.file.write(bytes([0, 0, 0x08, len(shape)]))  # zero, zero, uint8 type code, number of dimensions
+        for size in shape:
+            self.file.write(int(size).to_bytes(4, "big"))
+
+    def write(self, values: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(values, dtype=np.uint8).tobytes())
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# ---- writing atomically ------------------------------------------------------------------------------------
+
+
+class Staging:
+    """Output paths under temporary names in their final folders, renamed into place together on `commit`
+    (or on leaving the `with` block without an error); on an error they are removed instead.
+
+        with Staging() as staging:
+            save_png(grid, staging.file(out / "samples.png"))
+    """
+
+    def __init__(self):
+        self.token = uuid.uuid4().hex[:8]
+        self.pending: list[tuple[Path, Path]] = []  # (temporary, final)
+
+    def file(self, final: Path) -> Path:
+        final = Path(final)
+        if final.is_dir():
+            raise UserError(f"{final} is a folder; it cannot be replaced by a file")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name(f".{final.stem}.tmp-{self.token}{final.suffix}")
+        self.pending.append((temporary, final))
+        return temporary
+
+    def folder(self, final: Path) -> Path:
+        final = Path(final)
+        if final.exists() and not final.is_dir():
+            raise UserError(f"{final} is a file; it cannot be replaced by a folder")
+        temporary = final.with_name(f".{final.name}.tmp-{self.token}")
+        temporary.mkdir(parents=True)
+        self.pending.append((temporary, final))
+        return temporary
+
+    def commit(self) -> None:
+        for temporary, final in self.pending:
+            if temporary.is_dir() and final.is_dir():  # swap whole folders: no stale files from an older run
+                old = final.with_name(f".{final.name}.old-{self.token}")
+                final.rename(old)
+                temporary.rename(final)
+                shutil.rmtree(old)
+            else:
+                os.replace(temporary, final)
+        self.pending.clear()
+
+    def discard(self) -> None:
+        for temporary, _ in self.pending:
+            if temporary.is_dir():
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                temporary.unlink(missing_ok=True)
+        self.pending.clear()
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+# ---- training progression ----------------------------------------------------------------------------------
+
+EPOCH_GRID = re.compile(r"epoch_(\d+)\.png")
+
+
+def progress_gif(run_dir: str | Path, fps: float = 4.0, last_frame_s: float = 2.0) -> Path:
+    """The fixed-noise grids of every epoch (`samples/epoch_*.png` of a run, as SampleGrid saves them) as one
+    animated GIF, `samples/progress.gif`; the final grid stays on screen for `last_frame_s`. `run_dir` is the
+    run's output folder or its samples folder. Returns the GIF's path."""
+    run_dir = Path(run_dir)
+    samples = run_dir / "samples" if (run_dir / "samples").is_dir() else run_dir
+    if not samples.is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    grids = sorted((int(m.group(1)), p) for p in samples.iterdir() if (m := EPOCH_GRID.fullmatch(p.name)))
+    if not grids:
+        raise UserError(f"no epoch_*.png sample grids in {samples}; is it a training run's folder?")
+    pictures = []
+    for _, path in grids:
+        with Image.open(path) as picture:
+            pictures.append(picture.convert("L"))
+    width, height = max(p.width for p in pictures), max(p.height for p in pictures)
+    for i, picture in enumerate(pictures):  # grids of another size (a resumed run with other settings)
+        if picture.size != (width, height):
+            canvas = Image.new("L", (width, height))
+            canvas.paste(picture)
+            pictures[i] = canvas
+    path = samples / "progress.gif"
+    with Staging() as staging:
+        save_gif(pictures, staging.file(path), fps, last_frame_s)
+    return path

@@ -1,0 +1,217 @@
+"""A trained generator as a source of digits: batches of samples, morphs, digit sweeps and latent walks.
+
+Images come out as uint8 (B, H, W) with 0 = black background, like MNIST itself.
+"""
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_lightning.checkpoint import load_generator
+from gan_lightning.errors import UserError
+from gan_lightning.sampling import latent
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator output (B, 1, H, W) in [-1, 1] -> uint8 (B, H, W) in [0, 255], the inverse of the data scaling."""
+    return ((images[:, 0].float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def _forward_with_label_vectors(generator: nn.Module, z: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """generator(z, vectors) for float label vectors (B, K), for generators that take only digit indices.
+
+    The generators of gan_lightning.networks concatenate [z, one_hot(label)] and hand it to `generator.net`;
+    a pre-hook on `net` swaps the one-hot columns of that input for `vectors`, which is exactly what feeding
+    the mixture as the label would do. The hook checks that it found the one-hot columns where expected.
+    """
+    hard = vectors.argmax(1)
+    noise_dim, num_classes = z.shape[1], vectors.shape[1]
+
+    def swap_labels(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        (x, *rest) = args
+        one_hot = x[:, noise_dim:]
+        expected = F.one_hot(hard, num_classes).to(x).view(*hard.shape, num_classes, *one_hot.shape[2:])
+        if one_hot.shape != expected.shape or not torch.equal(one_hot, expected):
+            raise UserError("this generator cannot mix digit labels: its label input is not [z, one_hot] into .net")
+        x = x.clone()
+        x[:, noise_dim:] = vectors.to(x).view(expected.shape)
+        return (x, *rest)
+
+    net = getattr(generator, "net", None)
+    if not isinstance(net, nn.Module):
+        raise UserError("this generator cannot mix digit labels: it has no .net taking [z, one_hot]")
+    handle = net.register_forward_pre_hook(swap_labels)
+    try:
+        return generator(z, hard)
+    finally:
+        handle.remove()
+
+
+class Sampler:
+    """Wraps a generator (eval mode) and what describes it (`info` from `load_generator`)."""
+
+    def __init__(self, generator: nn.Module, info: dict[str, Any], device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self.info = dict(info)
+        self.noise_dim: int = info["noise_dim"]
+        self.num_classes: int = info["num_classes"]
+        self.conditional: bool = self.num_classes > 0
+        self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
+        # forward hooks are per module, not per call: generator calls take turns (the demo serves threads)
+        self._lock = threading.Lock()
+        self._native_label_vectors: bool | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Sampler":
+        generator, info = load_generator(path, map_location=device)
+        return cls(generator, info, device)
+
+    def describe(self) -> str:
+        kind = f"conditional, {self.num_classes} classes" if self.conditional else "unconditional"
+        return f"{type(self.generator).__name__} ({kind}, noise_dim={self.noise_dim})"
+
+    # ---- checks ------------------------------------------------------------------------------------------
+
+    def check_digit(self, digit: Any, key: str = "digit") -> int | None:
+        """A digit request -> the digit, or None for "all" (every digit; nothing to choose when unconditional)."""
+        if digit is None or digit == "all":
+            return None
+        if not self.conditional:
+            raise UserError(f"{key}={digit}: this checkpoint's model is unconditional, it cannot be asked for a digit")
+        if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < self.num_classes:
+            raise UserError(f"{key} must be 'all' or a digit from 0 to {self.num_classes - 1}, got {digit!r}")
+        return digit
+
+    def check_direction(self, direction: Any) -> int:
+        if isinstance(direction, bool) or not isinstance(direction, int) or not 0 <= direction < self.noise_dim:
+            raise UserError(f"direction must be a noise coordinate from 0 to {self.noise_dim - 1}, got {direction!r}")
+        return direction
+
+    # ---- images -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def images(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
+        """uint8 images (B, H, W) for noise z (B, noise_dim) and labels: digit indices (B,) or float label
+        vectors (B, num_classes), e.g. a mixture of two one-hot labels; ignored for an unconditional model."""
+        z = z.to(self.device, torch.float32)
+        with self._lock:
+            if not self.conditional:
+                return to_uint8(self.generator(z, None))
+            labels = labels.to(self.device)
+            if not labels.is_floating_point():
+                return to_uint8(self.generator(z, labels))
+            return to_uint8(self._forward_label_vectors(z, labels.float()))
+
+    def _forward_label_vectors(self, z: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        if self._native_label_vectors is None:  # does the network take float label vectors itself?
+            try:
+                self.generator(z[:1], vectors[:1])
+                self._native_label_vectors = True
+            except (RuntimeError, TypeError, ValueError):
+                self._native_label_vectors = False
+        if self._native_label_vectors:
+            return self.generator(z, vectors)
+        return _forward_with_label_vectors(self.generator, z, vectors)
+
+    def _batched(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> np.ndarray:
+        parts = [
+            self.images(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+            for i in range(0, len(z), batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def samples(
+        self, n: int, seed: int = 0, digit: int | None = None, batch_size: int = 256
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """n samples as batches of (uint8 images (b, H, W), int64 labels (b,) or None when unconditional).
+
+        Sample i has the noise of index i of `seed`, whatever the batch size. A conditional model gives `digit`,
+        or with digit=None every digit in turn (sample i is digit i mod 10: balanced labels).
+        """
+        start = 0
+        for z in latent.noise_stream(seed, self.noise_dim, n, batch_size):
+            labels = None
+            if self.conditional:
+                index = torch.arange(start, start + len(z))
+                labels = torch.full_like(index, digit) if digit is not None else index % self.num_classes
+            start += len(z)
+            yield self.images(z, labels), None if labels is None else labels.numpy()
+
+    # ---- animations: frames (F, B, H, W), B images side by side in each frame --------------------------------
+
+    def _frames(self, z_path: torch.Tensor, label_path: torch.Tensor | None, batch_size: int = 256) -> np.ndarray:
+        """Frames for a path of noise (F, D) and labels: None means every digit side by side (conditional) or
+        no label; else digits (F,) or float label vectors (F, K), one image per frame."""
+        frames = len(z_path)
+        if not self.conditional:
+            return self._batched(z_path, None, batch_size)[:, None]
+        if label_path is None:
+            digits = torch.arange(self.num_classes)
+            z = z_path.repeat_interleave(self.num_classes, dim=0)  # (F * K, D), frame-major
+            images = self._batched(z, digits.repeat(frames), batch_size)
+            return images.reshape(frames, self.num_classes, *self.image_size)
+        return self._batched(z_path, label_path, batch_size)[:, None]
+
+    def _label_path(self, digit: int | None, digit_to: int | None, t: torch.Tensor) -> torch.Tensor | None:
+        if digit is None:
+            return None
+        start = latent.label_vector(digit, self.num_classes)
+        end = latent.label_vector(digit if digit_to is None else digit_to, self.num_classes)
+        return latent.lerp(start, end, t)
+
+    def morph(
+        self, seed: int, seed_to: int | None = None, digit: int | None = None, digit_to: int | None = None,
+        frames: int = 16,
+    ) -> np.ndarray:
+        """From (seed, digit) to (seed_to, digit_to): the noise along a slerp, the one-hot label along a line.
+
+        seed_to defaults to `seed` when digit_to is given (one style, the digit changes), else to seed + 1.
+        digit=None: every digit side by side (conditional), each with the same noise.
+        """
+        if digit_to is not None and digit is None:
+            raise UserError("digit_to needs a start digit: set digit=D as well")
+        if seed_to is None:
+            seed_to = seed if digit_to is not None else seed + 1
+        t = torch.linspace(0, 1, frames)
+        z_path = latent.slerp(latent.noise(seed, self.noise_dim)[0], latent.noise(seed_to, self.noise_dim)[0], t)
+        return self._frames(z_path, self._label_path(digit, digit_to, t))
+
+    def sweep(self, seed: int, frames_per_digit: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """All the digits in one style (the noise of `seed`): (animation frames (F, 1, H, W) morphing 0 -> 1 ->
+        ... -> 9, the ten digits (10, H, W))."""
+        if not self.conditional:
+            raise UserError("a digit sweep needs a conditional model; this checkpoint's model is unconditional")
+        z = latent.noise(seed, self.noise_dim)[0]
+        t = torch.linspace(0, 1, frames_per_digit)[:-1]  # each segment stops short of the next digit
+        labels = [self._label_path(d, d + 1, t) for d in range(self.num_classes - 1)]
+        labels.append(latent.label_vector(self.num_classes - 1, self.num_classes)[None])
+        label_path = torch.cat(labels)
+        frames = self._frames(z.expand(len(label_path), -1), label_path)
+        digits = self.images(z.expand(self.num_classes, -1), torch.arange(self.num_classes))
+        return frames, digits
+
+    def walk(
+        self, seed: int, direction: int = 0, span: float = 3.0, digit: int | None = None, frames: int = 16
+    ) -> np.ndarray:
+        """Along noise coordinate `direction`, from -span to +span around the noise of `seed`."""
+        z = latent.noise(seed, self.noise_dim)[0]
+        z_path = latent.walk(z, latent.axis(self.check_direction(direction), self.noise_dim), span, frames)
+        return self._frames(z_path, None if digit is None else torch.full((frames,), digit))
+
+    def explore(self, seed: int, digit: int | None, n: int, offsets: dict[int, float]) -> np.ndarray:
+        """n samples of `seed` (labels as in `samples`), each moved by offsets {noise coordinate: amount}:
+        what the demo's sliders show. -> uint8 (n, H, W)."""
+        z = latent.noise(seed, self.noise_dim, n)
+        for index, amount in offsets.items():
+            z = z + amount * latent.axis(self.check_direction(index), self.noise_dim)
+        labels = None
+        if self.conditional:
+            labels = torch.full((n,), digit) if digit is not None else torch.arange(n) % self.num_classes
+        return self._batched(z, labels, 256)

@@ -1,0 +1,72 @@
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gan_lightning.config import CONFIG_DIR, check_overrides, compose_config
+from gan_lightning.errors import UserError
+from gan_lightning.models import GAN
+
+GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
+
+
+def test_expected_groups_exist():
+    for group in ["model", "optimizer", "trainer", "data", "logger", "callbacks", "experiment", "paths", "hydra"]:
+        assert group in GROUPS
+
+
+@pytest.mark.parametrize(
+    "group, option",
+    [(g, p.stem) for g in GROUPS if g != "hydra" for p in sorted((CONFIG_DIR / g).glob("*.yaml"))],
+)
+def test_every_option_composes_and_resolves(group, option, tmp_path):
+    cfg = compose_config([f"{group}={option}", f"paths.output_dir={tmp_path}"])
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert container["paths"]["output_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("model, conditional", [("vanilla", False), ("dcgan", False), ("cgan", True)])
+def test_model_configs_build_their_gan(model, conditional):
+    cfg = compose_config([f"model={model}", "model.noise_dim=12", "optimizer.lr=1e-3"])
+    gan = instantiate(cfg.model, image_shape=(1, 28, 28), num_classes=10)
+    assert isinstance(gan, GAN) and gan.conditional is conditional
+    assert gan.generator.noise_dim == 12
+    assert gan.generator.num_classes == (10 if conditional else 0)
+    opt_g, opt_d = gan.configure_optimizers()
+    assert opt_g.param_groups[0]["lr"] == 1e-3 and opt_g.param_groups[0]["betas"] == (0.5, 0.999)
+    assert {id(p) for p in opt_d.param_groups[0]["params"]} == {id(p) for p in gan.discriminator.parameters()}
+
+
+def test_trainer_arguments_are_overridable():
+    cfg = compose_config(["trainer.limit_train_batches=7", "trainer.accelerator=cpu", "trainer.max_epochs=3",
+                          "data.batch_size=16", "seed=3"])
+    assert cfg.trainer.limit_train_batches == 7 and cfg.trainer.accelerator == "cpu"
+    assert cfg.trainer.max_epochs == 3 and cfg.data.batch_size == 16 and cfg.seed == 3
+
+
+def test_defaults_follow_the_dcgan_paper():
+    cfg = compose_config([])
+    assert cfg.model.generator._target_.endswith("DCGANGenerator")
+    assert cfg.optimizer.lr == 2e-4 and list(cfg.optimizer.betas) == [0.5, 0.999]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.noise_dim=0"], "model.noise_dim must be a positive integer, got 0"),
+    (["model.noise_dim=abc"], "model.noise_dim must be a positive integer"),
+    (["optimizer.lr=-1"], "optimizer.lr must be a positive number, got -1"),
+    (["optimizer.lr=0"], "optimizer.lr must be a positive number"),
+    (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
+    (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, vanilla"),
+    (["trainer.no_such_argument=1"], "trainer.no_such_argument"),
+    (["seed=x"], "seed must be an integer"),
+    # a sweep is checked for every value, not just the first
+    (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
+])
+def test_bad_values_name_the_key(overrides, message):
+    with pytest.raises(UserError) as error:
+        check_overrides(overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_good_sweep_passes_the_check():
+    check_overrides(["model.noise_dim=32,64,128", "optimizer.lr=1e-4,2e-4", "model=cgan"])

@@ -1,0 +1,104 @@
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from gan_lightning.data import MNISTDataModule, load_mnist
+from gan_lightning.data.datamodule import random_rotation
+from gan_lightning.data.mnist import BUNDLED_DIR, MD5
+from gan_lightning.errors import UserError
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.mark.parametrize("split, counts", [("train", TRAIN_COUNTS), ("test", TEST_COUNTS)])
+def test_bundled_mnist_is_the_real_thing(split, counts):
+    images, labels = load_mnist(split)
+    assert images.dtype == torch.uint8 and images.shape == (sum(counts), 28, 28)
+    assert labels.dtype == torch.int64
+    assert labels.bincount().tolist() == counts
+    # MNIST digits are white on a black background
+    assert images[:, 0, 0].max() == 0 and images.max() == 255
+
+
+def _copy_bundled(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MD5:
+        shutil.copy(BUNDLED_DIR / f"{name}.gz", raw / f"{name}.gz")
+    return raw
+
+
+def test_torchvision_style_folder_uncompressed_too(tmp_path):
+    raw = _copy_bundled(tmp_path)
+    name = "t10k-labels-idx1-ubyte"
+    (raw / name).write_bytes(gzip.decompress((raw / f"{name}.gz").read_bytes()))
+    (raw / f"{name}.gz").unlink()
+    _, labels = load_mnist("test", tmp_path)
+    assert labels.bincount().tolist() == TEST_COUNTS
+
+
+def test_corrupt_file_is_named(tmp_path):
+    raw = _copy_bundled(tmp_path)
+    path = raw / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    data[100] = (data[100] + 1) % 10  # one wrong label
+    path.write_bytes(gzip.compress(bytes(data)))
+    with pytest.raises(UserError, match="t10k-labels-idx1-ubyte.*corrupt"):
+        load_mnist("test", tmp_path)
+
+
+def test_truncated_gzip_is_named(tmp_path):
+    raw = _copy_bundled(tmp_path)
+    path = raw / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(UserError, match="t10k-images-idx3-ubyte"):
+        load_mnist("test", tmp_path)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(UserError, match="train-images-idx3-ubyte not found"):
+        load_mnist("train", tmp_path)
+
+
+def test_datamodule_batches_are_scaled_and_split():
+    dm = MNISTDataModule(batch_size=64, val_size=5000)
+    assert dm.image_shape == (1, 28, 28) and dm.num_classes == 10
+    assert len(dm.train_set) == 55000 and len(dm.val_set) == 5000
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (64, 28, 28) and images.dtype == torch.uint8  # uint8 until on the device
+    images, labels = dm.on_after_batch_transfer((images, labels), 0)
+    assert images.shape == (64, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() == -1 and images.max() == 1
+    assert len(dm.train_dataloader()) == 55000 // 64  # the last, short batch is dropped
+
+
+def test_validation_split_is_disjoint_and_fixed_by_seed():
+    a, b = MNISTDataModule(val_size=1000, split_seed=1), MNISTDataModule(val_size=1000, split_seed=1)
+    a.setup(), b.setup()
+    assert torch.equal(a.val_set.images, b.val_set.images)
+    train_keys = {hash(x.numpy().tobytes()) for x in a.train_set.images[:20000]}
+    assert not any(hash(x.numpy().tobytes()) in train_keys for x in a.val_set.images[:200] if x.any())
+
+
+def test_random_rotation_keeps_range_and_background():
+    images, _ = load_mnist("test")
+    x = images[:16].unsqueeze(1).float() / 127.5 - 1
+    rotated = random_rotation(x, 30.0)
+    assert rotated.shape == x.shape
+    assert not torch.allclose(rotated, x)
+    assert rotated.min() >= -1 - 1e-5 and rotated.max() <= 1 + 1e-5
+    assert torch.allclose(rotated[:, :, 0, 0], torch.full((16, 1), -1.0), atol=1e-5)  # corners stay black
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch_size"),
+    ({"val_size": -1}, "val_size"),
+    ({"rotation": 400}, "rotation"),
+    ({"download": True}, "data_dir"),
+])
+def test_datamodule_rejects_bad_values(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        MNISTDataModule(**kwargs)

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from gan_lightning.networks import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+
+IMAGE_SHAPE = (1, 28, 28)
+PAIRS = [(MLPGenerator, MLPDiscriminator), (DCGANGenerator, DCGANDiscriminator)]
+
+
+@pytest.mark.parametrize("generator_cls, discriminator_cls", PAIRS)
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_shapes_and_ranges(generator_cls, discriminator_cls, num_classes):
+    torch.manual_seed(0)
+    generator = generator_cls(noise_dim=16, image_shape=IMAGE_SHAPE, num_classes=num_classes)
+    discriminator = discriminator_cls(image_shape=IMAGE_SHAPE, num_classes=num_classes)
+    labels = torch.arange(6) % 10 if num_classes else None
+    images = generator(torch.randn(6, 16), labels)
+    assert images.shape == (6, *IMAGE_SHAPE)
+    assert images.min() >= -1 and images.max() <= 1
+    logits = discriminator(images, labels)
+    assert logits.shape == (6,)
+    # logits, not probabilities: the loss is BCE-with-logits
+    assert not isinstance(discriminator.net[-1], torch.nn.Sigmoid)
+
+
+def _first_layer_input(module, *inputs):
+    captured = {}
+
+    def hook(layer, args, output):
+        captured["x"] = args[0]
+
+    handle = module.net[0].register_forward_hook(hook)
+    module(*inputs)
+    handle.remove()
+    return captured["x"]
+
+
+def test_dcgan_generator_gets_one_hot_vector_after_noise():
+    generator = DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, num_classes=10)
+    z, labels = torch.randn(4, 16), torch.tensor([0, 3, 7, 9])
+    x = _first_layer_input(generator, z, labels)
+    assert x.shape == (4, 26, 1, 1)  # (B, noise_dim + K, 1, 1)
+    assert torch.equal(x[:, :16, 0, 0], z)
+    assert torch.equal(x[:, 16:, 0, 0], torch.nn.functional.one_hot(labels, 10).float())
+
+
+def test_dcgan_discriminator_gets_one_hot_maps_after_image():
+    discriminator = DCGANDiscriminator(image_shape=IMAGE_SHAPE, num_classes=10)
+    images, labels = torch.rand(3, *IMAGE_SHAPE) * 2 - 1, torch.tensor([2, 5, 8])
+    x = _first_layer_input(discriminator, images, labels)
+    assert x.shape == (3, 11, 28, 28)  # (B, C + K, H, W)
+    assert torch.equal(x[:, :1], images)
+    for i, label in enumerate(labels.tolist()):
+        maps = x[i, 1:]
+        assert torch.all(maps[label] == 1)
+        assert maps.sum() == 28 * 28  # every other map is zero
+
+
+def test_conditional_generator_output_depends_on_label():
+    torch.manual_seed(0)
+    generator = DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, num_classes=10).eval()
+    z = torch.randn(1, 16).repeat(2, 1)
+    a, b = generator(z, torch.tensor([3, 5]))
+    assert not torch.allclose(a, b)
+
+
+def test_dcgan_init_follows_the_paper():
+    torch.manual_seed(0)
+    generator = DCGANGenerator(noise_dim=100, image_shape=IMAGE_SHAPE, ngf=64)
+    conv, bn = generator.net[0], generator.net[1]
+    assert abs(conv.weight.std().item() - 0.02) < 0.002
+    assert abs(bn.weight.mean().item() - 1.0) < 0.01 and bn.bias.abs().max() == 0
+
+
+@pytest.mark.parametrize("shape", [(1, 30, 30), (1, 28, 32)])
+def test_dcgan_rejects_image_sizes_it_cannot_make(shape):
+    with pytest.raises(ValueError, match="divisible by 4|square"):
+        DCGANGenerator(noise_dim=8, image_shape=shape)

@@ -1,0 +1,124 @@
+"""The real entry point on a few real batches of MNIST."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gan_lightning.checkpoint import load_checkpoint, load_generator
+from gan_lightning.train import train
+from tests.conftest import FAST, compose_run
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["vanilla", "dcgan", "cgan"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_run_writes_everything_into_its_output_dir(trained_run, model):
+    run = trained_run(model)
+    assert {p.name for p in run.iterdir()} >= {"checkpoints", "samples", "tensorboard"}
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    # one grid per epoch: 8x8 samples, or one row per digit for the conditional GAN
+    grid = Image.open(run / "samples" / "epoch_000.png")
+    rows = 10 if model == "cgan" else 8
+    assert grid.size == (8 * 30 + 2, rows * 30 + 2)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tensorboard_gets_losses_probabilities_samples_and_hparams(trained_run, model):
+    (event_file,) = (trained_run(model) / "tensorboard").glob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "val/d_real", "val/d_fake"} <= scalars
+    assert len(events.Scalars("train/d_loss")) == 3  # one per batch with log_every_n_steps=1
+    assert "samples" in events.Tags()["images"]
+    hparams = (trained_run(model) / "tensorboard" / "hparams.yaml").read_text()
+    assert "noise_dim" in hparams and "lr" in hparams
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_checkpoint_is_safe_and_complete(trained_run, model):
+    path = trained_run(model) / "checkpoints" / "last.ckpt"
+    checkpoint = load_checkpoint(path)  # weights_only: no arbitrary objects inside
+    assert len(checkpoint["optimizer_states"]) == 2  # generator and discriminator
+    assert checkpoint["global_step"] == 6  # 3 batches x (D step + G step)
+    generator, info = load_generator(path)
+    assert info["conditional"] is (model == "cgan")
+    labels = torch.arange(4) if info["conditional"] else None
+    images = generator(torch.randn(4, info["noise_dim"]), labels)
+    assert images.shape == (4, 1, 28, 28)
+
+
+def test_training_changes_both_networks_and_samples_use_running_stats(tmp_path):
+    from hydra.utils import instantiate
+
+    from gan_lightning.data import MNISTDataModule
+
+    cfg = compose_run(tmp_path, "model=cgan")
+    dm = MNISTDataModule(batch_size=32)
+    gan = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
+    before_g = [p.detach().clone() for p in gan.generator.parameters()]
+    before_d = [p.detach().clone() for p in gan.discriminator.parameters()]
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    trainer.fit(gan, datamodule=dm)
+    assert all(not torch.equal(a, b) for a, b in zip(before_g, gan.generator.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(before_d, gan.discriminator.parameters()))
+    gan.generator.train()
+    first, _ = gan.fixed_samples()
+    second, _ = gan.fixed_samples()
+    assert torch.equal(first, second)  # eval-mode BatchNorm: no dependence on the batch, no stat updates
+    assert gan.generator.training  # the mode is restored
+
+
+def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
+    last = trained_run("dcgan") / "checkpoints" / "last.ckpt"
+    train(compose_run(tmp_path, f"ckpt_path={last}", "trainer.max_epochs=2"))
+    resumed = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    # two epochs done, 2 x 3 batches x (D step + G step): continued, not restarted
+    assert resumed["epoch"] == 2 and resumed["global_step"] == 12
+    assert (tmp_path / "samples" / "epoch_001.png").is_file()
+    assert not (tmp_path / "samples" / "epoch_000.png").exists()
+
+
+def test_same_seed_same_weights(tmp_path):
+    weights = []
+    for run in ("a", "b"):
+        train(compose_run(tmp_path / run, "model=vanilla", "seed=7", "~logger", "~callbacks.sample_grid"))
+        generator, _ = load_generator(tmp_path / run / "checkpoints" / "last.ckpt")
+        weights.append(generator.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.noise_dim=-4", "model.noise_dim"),
+    ("optimizer.lr=0", "optimizer.lr"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("model=gan9000", "model=gan9000"),
+])
+def test_cli_rejects_bad_values_with_one_line(override, key, tmp_path):
+    result = _cli(override, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and key in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # stopped before Hydra made a run directory
+
+
+@pytest.mark.slow
+def test_cli_sweep_runs_each_job_in_its_own_directory(tmp_path):
+    result = _cli("-m", "model=vanilla", "model.noise_dim=8,16", *FAST, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for job, noise_dim in (("0", 8), ("1", 16)):
+        _, info = load_generator(tmp_path / job / "checkpoints" / "last.ckpt")
+        assert info["noise_dim"] == noise_dim
+        assert (tmp_path / job / ".hydra" / "config.yaml").is_file()
