@@ -1,0 +1,36 @@
+# `make train` and `make test` set everything up on a fresh machine: a .venv with the package installed
+# editable, then train / run the whole test suite. ARGS are passed on: `make train ARGS="model=cgan"`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: train test install install-dev benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# stamp files: reinstall only when pyproject.toml changes
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+train: install
+	$(BIN)/python scripts/train.py $(ARGS)
+
+test: install-dev
+	$(BIN)/python -m pytest $(ARGS)
+
+benchmark: install
+	$(BIN)/python scripts/benchmark_throughput.py $(ARGS)
+
+clean:
+	rm -rf outputs multirun .pytest_cache

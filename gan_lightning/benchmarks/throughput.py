@@ -1,0 +1,160 @@
+"""Training throughput of the project's Lightning loop against a bare PyTorch loop, side by side.
+
+Both loops train the same networks (built from the same config, same initial weights) on the same
+pre-cut batches with the same losses and optimizers; only the loop around them differs. Timing skips
+the first `warmup` batches of each run, and the two loops alternate over `repeats` rounds so machine
+noise hits both alike; the table reports medians.
+"""
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from gan_lightning.config import compose_config
+from gan_lightning.data import MNISTDataModule
+from gan_lightning.data.datamodule import to_unit_range
+
+
+class BatchList:
+    """An iterable of batches (Lightning would read a bare list as a list of data loaders)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+class FixedBatches(MNISTDataModule):
+    """The data module with its training batches replaced by a fixed list (no validation)."""
+
+    def __init__(self, batches, **kwargs):
+        super().__init__(**kwargs)
+        self.batches = batches
+
+    def train_dataloader(self):
+        return BatchList(self.batches)
+
+    def val_dataloader(self):
+        return []
+
+
+class BatchTimer(L.Callback):
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end = warmup, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.end = time.perf_counter()
+
+
+def bare_loop(gan, batches, warmup: int, device: torch.device) -> float:
+    """The same D and G steps as `GAN.training_step`, in plain PyTorch. Returns seconds after warm-up."""
+    generator, discriminator = gan.generator.to(device).train(), gan.discriminator.to(device).train()
+    opt_g, opt_d = gan.configure_optimizers()
+    conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
+    for i, (images, labels) in enumerate(batches):
+        if i == warmup:
+            start = time.perf_counter()
+        real, labels = to_unit_range(images.to(device)), labels.to(device)
+        batch_size = real.shape[0]
+        z = torch.randn(batch_size, noise_dim, device=device)
+        fake_labels = torch.randint(0, num_classes, (batch_size,), device=device) if conditional else None
+        real_labels = labels if conditional else None
+        fake = generator(z, fake_labels)
+        ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
+
+        for p in generator.parameters():
+            p.requires_grad_(False)
+        d_real, d_fake = discriminator(real, real_labels), discriminator(fake.detach(), fake_labels)
+        d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        for p in generator.parameters():
+            p.requires_grad_(True)
+
+        for p in discriminator.parameters():
+            p.requires_grad_(False)
+        g_loss = F.binary_cross_entropy_with_logits(discriminator(fake, fake_labels), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        for p in discriminator.parameters():
+            p.requires_grad_(True)
+        # what the Lightning loop logs each step costs a host sync on a GPU; the bare loop pays it too
+        d_loss.item(), g_loss.item()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def lightning_loop(gan, cfg, batches, warmup: int, output_dir: Path) -> float:
+    """The project's loop: the configured Trainer, logger and callbacks, on the given batches."""
+    timer = BatchTimer(warmup)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer]
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, enable_progress_bar=True)
+    trainer.fit(gan, datamodule=FixedBatches(batches, batch_size=cfg.data.batch_size))
+    return timer.end - timer.start
+
+
+def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: int, accelerator: str) -> list[dict]:
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    dm = MNISTDataModule(batch_size=batch_size)
+    dm.setup()
+    loader = iter(dm.train_dataloader())
+    batches = [next(loader) for _ in range(num_batches)]
+    timed_images = (num_batches - warmup) * batch_size
+    rows = []
+    for model in models:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = compose_config([
+                f"model={model}", f"data.batch_size={batch_size}", f"paths.output_dir={tmp}",
+                "trainer.max_epochs=1", f"trainer.limit_train_batches={num_batches}", "trainer.limit_val_batches=0",
+                f"trainer.accelerator={accelerator}", "trainer.enable_model_summary=false",
+            ])
+            torch.manual_seed(0)
+            initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
+            bare, project = [], []
+            for _ in range(repeats):
+                bare.append(bare_loop(copy.deepcopy(initial), batches, warmup, device))
+                project.append(lightning_loop(copy.deepcopy(initial), cfg, batches, warmup, Path(tmp)))
+        bare_rate, project_rate = timed_images / statistics.median(bare), timed_images / statistics.median(project)
+        rows.append({"model": model, "bare": bare_rate, "lightning": project_rate, "ratio": project_rate / bare_rate})
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vanilla", "dcgan", "cgan"])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batches", type=int, default=40, help="batches per run, warm-up included")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
+    args = parser.parse_args(argv)
+    if not 0 <= args.warmup < args.batches:
+        parser.error("--warmup must be smaller than --batches")
+    rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, args.accelerator)
+    device = torch.cuda.get_device_name() if args.accelerator == "gpu" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\nTraining throughput, images/s ({device}; batch {args.batch_size}, "
+          f"median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
+    print("| model | bare PyTorch loop | gan-lightning loop | ratio |")
+    print("|---|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['model']} | {row['bare']:.0f} | {row['lightning']:.0f} | {row['ratio']:.2f} |")
