@@ -122,3 +122,13 @@ def test_cli_sweep_runs_each_job_in_its_own_directory(tmp_path):
         _, info = load_generator(tmp_path / job / "checkpoints" / "last.ckpt")
         assert info["noise_dim"] == noise_dim
         assert (tmp_path / job / ".hydra" / "config.yaml").is_file()
+
+
+def test_divergence_stops_the_run_and_names_the_step(tmp_path):
+    from gan_lightning.models.gan import TrainingDiverged
+
+    # an absurd learning rate makes the losses explode within a few batches
+    cfg = compose_run(tmp_path, "model=vanilla", "optimizer.lr=1e12", "trainer.limit_train_batches=20")
+    with pytest.raises(TrainingDiverged, match=r"training diverged: [dg]_loss = (nan|inf) at epoch 0, batch \d+"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # nothing saved from the garbage weights

@@ -13,7 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
+from gan_lightning.errors import UserError
 from gan_lightning.networks.spec import network_spec
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite: training further would only train on garbage."""
 
 NetworkFactory = Callable[..., nn.Module]
 
@@ -103,6 +108,7 @@ class GAN(L.LightningModule):
         d_real = self.discriminator(real, real_labels)  # (B,) logits
         d_fake = self.discriminator(fake.detach(), fake_labels)
         d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        self._check_finite("d_loss", d_loss, batch_idx)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -111,6 +117,7 @@ class GAN(L.LightningModule):
         # G step, non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
         self.toggle_optimizer(opt_g)
         g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake, fake_labels), ones)
+        self._check_finite("g_loss", g_loss, batch_idx)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
@@ -118,6 +125,18 @@ class GAN(L.LightningModule):
 
         self.log_dict({"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}, prog_bar=True)
         self.log_dict({"train/d_real": torch.sigmoid(d_real.detach()).mean(), "train/d_fake": torch.sigmoid(d_fake.detach()).mean()})
+
+    def _check_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop before a NaN or inf loss reaches the weights, naming the step and the last good checkpoint."""
+        if torch.isfinite(loss):
+            return
+        callback = self.trainer.checkpoint_callback
+        last = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        resume = f"last good checkpoint: {last}" if last else "no checkpoint was saved yet"
+        raise TrainingDiverged(
+            f"training diverged: {name} = {loss.item()} at epoch {self.current_epoch}, batch {batch_idx} "
+            f"(global step {self.global_step}); {resume}; try a lower optimizer.lr"
+        )
 
     def on_validation_epoch_start(self) -> None:
         # validation noise has its own seeded stream, so validating never shifts the training noise
