@@ -52,6 +52,13 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
     _check_int(cfg, "trainer.max_epochs", -1)
+    monitor = _value(cfg, "callbacks.best_checkpoint.monitor")
+    no_quality = _value(cfg, "model.quality") is None or _value(cfg, "trainer.limit_val_batches") in (0, 0.0)
+    if monitor is not None and str(monitor).startswith("val/") and no_quality:
+        raise UserError(
+            f"callbacks.best_checkpoint monitors {monitor}, which needs validation with model.quality set; "
+            "drop it with ~callbacks.best_checkpoint"
+        )
     seed = _value(cfg, "seed")
     if seed is not None and not _is_int(seed):
         raise UserError(f"seed must be an integer or null, got {seed!r}")

@@ -58,6 +58,8 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, vanilla"),
     (["trainer.no_such_argument=1"], "trainer.no_such_argument"),
     (["seed=x"], "seed must be an integer"),
+    (["model.quality=null"], "~callbacks.best_checkpoint"),
+    (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
     # a sweep is checked for every value, not just the first
     (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
 ])
@@ -70,3 +72,4 @@ def test_bad_values_name_the_key(overrides, message):
 
 def test_good_sweep_passes_the_check():
     check_overrides(["model.noise_dim=32,64,128", "optimizer.lr=1e-4,2e-4", "model=cgan"])
+    check_overrides(["model.quality=null", "~callbacks.best_checkpoint"])

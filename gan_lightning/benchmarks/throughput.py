@@ -126,6 +126,7 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
             cfg = compose_config([
                 f"model={model}", f"data.batch_size={batch_size}", f"paths.output_dir={tmp}",
                 "trainer.max_epochs=1", f"trainer.limit_train_batches={num_batches}", "trainer.limit_val_batches=0",
+                "~callbacks.best_checkpoint",
                 f"trainer.accelerator={accelerator}", "trainer.enable_model_summary=false",
             ])
             torch.manual_seed(0)

@@ -1,7 +1,7 @@
 """The GAN training logic: one discriminator step and one generator step per batch.
 
 The three models differ only in their networks (config); the conditional GAN additionally feeds the digit
-labels to both networks, which happens in `_labels` and the two network calls below.
+labels to both networks: `_noise` draws the digits asked of the generator, and both networks take labels.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -14,13 +14,14 @@ from torch import nn
 from torch.optim import Optimizer
 
 from gan_lightning.errors import UserError
+from gan_lightning.metrics import GANQuality
 from gan_lightning.networks.spec import network_spec
+
+NetworkFactory = Callable[..., nn.Module]
 
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite: training further would only train on garbage."""
-
-NetworkFactory = Callable[..., nn.Module]
 
 
 class GAN(L.LightningModule):
@@ -41,9 +42,11 @@ class GAN(L.LightningModule):
         num_classes: int = 10,
         grid_cols: int = 8,
         sample_seed: int = 0,
+        quality: GANQuality | None = None,
+        eval_samples: int = 2000,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer"], logger=False)
+        self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer", "quality"], logger=False)
         self.automatic_optimization = False
         self.optimizer_factory = optimizer
         # the label input of both networks: 0 classes makes them unconditional
@@ -54,6 +57,8 @@ class GAN(L.LightningModule):
         }
         self.generator = generator(noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes)
         self.discriminator = discriminator(image_shape=image_shape, num_classes=label_classes)
+        # FID, KID, MNIST score, class balance (and label accuracy) of `eval_samples` fakes at each validation
+        self.quality = quality
 
         # Fixed noise, so the grids of successive epochs are comparable. Conditional: one row per digit,
         # the same z down each column (one style per column).
@@ -69,11 +74,12 @@ class GAN(L.LightningModule):
     def conditional(self) -> bool:
         return self.hparams.conditional
 
-    def _labels(self, batch_size: int) -> torch.Tensor | None:
-        """Digits asked of the generator during training: uniform over the classes (conditional only)."""
+    def _noise(self, batch_size: int, rng: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z (B, noise_dim) and, for the conditional GAN, the digits asked for: uniform over the classes."""
+        z = torch.randn(batch_size, self.hparams.noise_dim, device=self.device, generator=rng)
         if not self.conditional:
-            return None
-        return torch.randint(0, self.hparams.num_classes, (batch_size,), device=self.device)
+            return z, None
+        return z, torch.randint(0, self.hparams.num_classes, (batch_size,), device=self.device, generator=rng)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, labels if self.conditional else None)
@@ -97,8 +103,7 @@ class GAN(L.LightningModule):
         real_labels = real_labels if self.conditional else None
         opt_g, opt_d = self.optimizers()
         batch_size = real.shape[0]
-        z = torch.randn(batch_size, self.hparams.noise_dim, device=self.device)
-        fake_labels = self._labels(batch_size)
+        z, fake_labels = self._noise(batch_size)
         fake = self.generator(z, fake_labels)  # (B, C, H, W)
         ones = torch.ones(batch_size, device=self.device)
         zeros = torch.zeros(batch_size, device=self.device)
@@ -144,16 +149,25 @@ class GAN(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real, real_labels = batch
-        batch_size = real.shape[0]
-        z = torch.randn(batch_size, self.hparams.noise_dim, device=self.device, generator=self.val_rng)
-        fake_labels = (
-            torch.randint(0, self.hparams.num_classes, (batch_size,), device=self.device, generator=self.val_rng)
-            if self.conditional
-            else None
-        )
+        z, fake_labels = self._noise(real.shape[0], self.val_rng)
         d_real = self.discriminator(real, real_labels if self.conditional else None)
         d_fake = self.discriminator(self.generator(z, fake_labels), fake_labels)
         self.log_dict({"val/d_real": torch.sigmoid(d_real).mean(), "val/d_fake": torch.sigmoid(d_fake).mean()})
+
+    def on_validation_epoch_end(self) -> None:
+        if self.quality is None or self.trainer.sanity_checking:
+            return
+        batch_size = self.quality.batch_size
+        for start in range(0, self.hparams.eval_samples, batch_size):
+            n = min(batch_size, self.hparams.eval_samples - start)
+            z, _ = self._noise(n, self.val_rng)
+            # conditional: every digit asked for equally often
+            labels = torch.arange(start, start + n, device=self.device) % self.hparams.num_classes if self.conditional else None
+            self.quality.update(self.generator(z, labels), labels)
+        metrics = self.quality.compute()
+        self.quality.reset()
+        logged = {"fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy"}
+        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k in logged})
 
     def configure_optimizers(self) -> list[Optimizer]:
         return [self.optimizer_factory(self.generator.parameters()), self.optimizer_factory(self.discriminator.parameters())]
