@@ -1,5 +1,5 @@
 # `make train` and `make test` set everything up on a fresh machine: a .venv with the package installed
-# editable, then train / run the whole test suite. ARGS are passed on: `make train ARGS="model=cgan"`.
+# editable, then train / run the whole test suite (test: with the dev and demo extras). ARGS are passed on: `make train ARGS="model=cgan"`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,demo]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

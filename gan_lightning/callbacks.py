@@ -1,10 +1,16 @@
 """Callbacks that write a run's pictures."""
 
+import logging
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
+
+from gan_lightning.errors import UserError
+from gan_lightning.sampling.outputs import progress_gif
+
+log = logging.getLogger(__name__)
 
 
 def to_grid(images, nrow: int):
@@ -14,11 +20,13 @@ def to_grid(images, nrow: int):
 
 class SampleGrid(L.Callback):
     """After every `every_n_epochs` epochs, the generator's fixed-noise samples as a grid:
-    saved to `dirpath/epoch_XXX.png` and logged to TensorBoard under `samples`."""
+    saved to `dirpath/epoch_XXX.png` and logged to TensorBoard under `samples`. At the end of training, all the
+    grids of the folder become one animated GIF, `dirpath/progress.gif` (`progress_gif=False`: not)."""
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 1):
+    def __init__(self, dirpath: str, every_n_epochs: int = 1, progress_gif: bool = True):
         self.dirpath = Path(dirpath)
         self.every_n_epochs = every_n_epochs
+        self.progress_gif = progress_gif
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         epoch = trainer.current_epoch
@@ -31,3 +39,13 @@ class SampleGrid(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", grid, global_step=epoch)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        if not self.progress_gif or not trainer.is_global_zero or not self.dirpath.is_dir():
+            return
+        try:
+            path = progress_gif(self.dirpath)
+        except UserError as e:  # no grid saved (e.g. fewer epochs than every_n_epochs): nothing to animate
+            log.info("No training progression GIF: %s", e)
+            return
+        log.info("Training progression: %s", path)

@@ -21,10 +21,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives: not unsafe, just not a checkpoint
+            raise UserError(
+                f"cannot read checkpoint {path} (truncated or not a checkpoint: no torch.save archive)"
+            ) from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
         raise UserError(f"refusing to load {path}: it holds more than weights ({first_line})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
-        raise UserError(f"cannot read checkpoint {path} (truncated or not a checkpoint: {e})") from None
+    except Exception as e:  # noqa: BLE001 RuntimeError, EOFError, BadZipFile... whatever a random file trips
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not zipfile.is_zipfile(path):
+            reason = "no torch.save archive"
+        raise UserError(f"cannot read checkpoint {path} (truncated or not a checkpoint: {reason})") from None
     if not isinstance(checkpoint, dict) or "networks" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a gan-lightning checkpoint (no networks/state_dict entries)")
     return checkpoint

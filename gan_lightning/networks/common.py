@@ -4,7 +4,12 @@ from torch import nn
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
-    """Labels (B,) as one-hot rows (B, num_classes) in the dtype and device of `like`."""
+    """Digit indices (B,) -> one-hot rows (B, num_classes); float label vectors (B, num_classes), one-hot or a
+    mixture (a morph between digits), pass through. Both in the dtype and device of `like`."""
+    if labels.is_floating_point():
+        if labels.shape[-1] != num_classes:
+            raise ValueError(f"label vectors must have {num_classes} entries, got shape {tuple(labels.shape)}")
+        return labels.to(like)
     return F.one_hot(labels, num_classes).to(like)
 
 

@@ -37,6 +37,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     the generator saw no noise during training. The arc follows the angle between the two directions
     (White, "Sampling Generative Networks", 2016); it falls back to a straight line for parallel vectors.
     """
+    if torch.equal(a, b):
+        return a.expand(len(t), -1).clone()
     t = t[:, None]
     cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1.0, 1.0)
     omega = torch.arccos(cos)

@@ -71,12 +71,17 @@ def save_png(picture: np.ndarray | Image.Image, path: Path) -> None:
     image.save(path, format="PNG")
 
 
+def frame_ms(fps: float) -> int:
+    """How long a GIF shows each frame at `fps`, in the whole hundredths of a second GIF counts in."""
+    return 10 * max(1, round(100 / fps))
+
+
 def save_gif(pictures: list[Image.Image], path: Path, fps: float, last_frame_s: float | None = None) -> None:
-    """An animated GIF that loops forever; `last_frame_s` holds the last frame longer.
-    (Pillow merges identical consecutive frames into one longer frame.)"""
-    duration = [round(1000 / fps)] * len(pictures)
+    """An animated GIF that loops forever; `last_frame_s` holds the last frame longer. GIF times are whole
+    hundredths of a second: 12 fps plays at 12.5. (Pillow merges identical consecutive frames into one longer.)"""
+    duration = [frame_ms(fps)] * len(pictures)
     if last_frame_s is not None:
-        duration[-1] = round(1000 * last_frame_s)
+        duration[-1] = 10 * max(1, round(100 * last_frame_s))
     first, *rest = pictures
     first.save(path, format="GIF", save_all=True, append_images=rest, duration=duration, loop=0)
 
@@ -111,12 +116,17 @@ class NpzWriter:
                 np.lib.format.write_array(member, np.concatenate(self.labels))
         self.archive.close()
 
+    def abandon(self) -> None:
+        """Close the file unfinished (it is about to be removed)."""
+        self.member.close()
+        self.archive.close()
+
 
 class IdxWriter:
     """An MNIST-format IDX file of uint8 values (idx3 for images (N, H, W), idx1 for labels (N,)), streamed."""
 
     def __init__(self, path: Path, shape: tuple[int, ...]):
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 written batch by batch, closed by close()
         self.file.write(bytes([0, 0, 0x08, len(shape)]))  # zero, zero, uint8 type code, number of dimensions
         for size in shape:
             self.file.write(int(size).to_bytes(4, "big"))
@@ -126,6 +136,8 @@ class IdxWriter:
 
     def close(self) -> None:
         self.file.close()
+
+    abandon = close
 
 
 # ---- writing atomically ------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gan_lightning.checkpoint import load_generator
@@ -21,36 +20,6 @@ from gan_lightning.sampling import latent
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Generator output (B, 1, H, W) in [-1, 1] -> uint8 (B, H, W) in [0, 255], the inverse of the data scaling."""
     return ((images[:, 0].float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def _forward_with_label_vectors(generator: nn.Module, z: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    """generator(z, vectors) for float label vectors (B, K), for generators that take only digit indices.
-
-    The generators of gan_lightning.networks concatenate [z, one_hot(label)] and hand it to `generator.net`;
-    a pre-hook on `net` swaps the one-hot columns of that input for `vectors`, which is exactly what feeding
-    the mixture as the label would do. The hook checks that it found the one-hot columns where expected.
-    """
-    hard = vectors.argmax(1)
-    noise_dim, num_classes = z.shape[1], vectors.shape[1]
-
-    def swap_labels(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        (x, *rest) = args
-        one_hot = x[:, noise_dim:]
-        expected = F.one_hot(hard, num_classes).to(x).view(*hard.shape, num_classes, *one_hot.shape[2:])
-        if one_hot.shape != expected.shape or not torch.equal(one_hot, expected):
-            raise UserError("this generator cannot mix digit labels: its label input is not [z, one_hot] into .net")
-        x = x.clone()
-        x[:, noise_dim:] = vectors.to(x).view(expected.shape)
-        return (x, *rest)
-
-    net = getattr(generator, "net", None)
-    if not isinstance(net, nn.Module):
-        raise UserError("this generator cannot mix digit labels: it has no .net taking [z, one_hot]")
-    handle = net.register_forward_pre_hook(swap_labels)
-    try:
-        return generator(z, hard)
-    finally:
-        handle.remove()
 
 
 class Sampler:
@@ -66,7 +35,6 @@ class Sampler:
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
         # forward hooks are per module, not per call: generator calls take turns (the demo serves threads)
         self._lock = threading.Lock()
-        self._native_label_vectors: bool | None = None
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Sampler":
@@ -104,21 +72,12 @@ class Sampler:
         with self._lock:
             if not self.conditional:
                 return to_uint8(self.generator(z, None))
+            if labels is None:
+                raise ValueError("a conditional generator needs labels: digits (B,) or label vectors (B, K)")
             labels = labels.to(self.device)
             if not labels.is_floating_point():
                 return to_uint8(self.generator(z, labels))
-            return to_uint8(self._forward_label_vectors(z, labels.float()))
-
-    def _forward_label_vectors(self, z: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        if self._native_label_vectors is None:  # does the network take float label vectors itself?
-            try:
-                self.generator(z[:1], vectors[:1])
-                self._native_label_vectors = True
-            except (RuntimeError, TypeError, ValueError):
-                self._native_label_vectors = False
-        if self._native_label_vectors:
-            return self.generator(z, vectors)
-        return _forward_with_label_vectors(self.generator, z, vectors)
+            return to_uint8(self.generator(z, labels.float()))
 
     def _batched(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> np.ndarray:
         parts = [
@@ -167,7 +126,11 @@ class Sampler:
         return latent.lerp(start, end, t)
 
     def morph(
-        self, seed: int, seed_to: int | None = None, digit: int | None = None, digit_to: int | None = None,
+        self,
+        seed: int,
+        seed_to: int | None = None,
+        digit: int | None = None,
+        digit_to: int | None = None,
         frames: int = 16,
     ) -> np.ndarray:
         """From (seed, digit) to (seed_to, digit_to): the noise along a slerp, the one-hot label along a line.

@@ -1,0 +1,122 @@
+"""`key=value` command lines, Hydra style, for the small tools around a trained generator.
+
+The defaults are one flat YAML file of conf/ (conf/generate.yaml, conf/demo.yaml); values are parsed as
+YAML (`n=64` is an int, `digit=all` a string, `seed_to=null` None). An unknown key, or an argument that is
+not `key=value`, is a `UserError`; so is a value of the wrong kind, through the checks below.
+"""
+
+import difflib
+import sys
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from gan_lightning.config import CONFIG_DIR
+from gan_lightning.errors import UserError
+
+
+def load_config(defaults: str | dict[str, Any], args: Sequence[str]) -> DictConfig:
+    """The defaults (conf/<name>.yaml for a name, else a dict) with the `key=value` arguments merged in."""
+    cfg = OmegaConf.load(CONFIG_DIR / f"{defaults}.yaml") if isinstance(defaults, str) else OmegaConf.create(defaults)
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if not sep or not key:
+            raise UserError(f"expected key=value, got {arg!r} (see --help)")
+        if key not in cfg:
+            close = difflib.get_close_matches(key, list(cfg.keys()), n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(cfg.keys())}"
+            raise UserError(f"unknown key {key!r}{hint}")
+        try:
+            cfg[key] = OmegaConf.from_dotlist([arg])[key]
+        except (OmegaConfBaseException, ValueError) as e:
+            raise UserError(f"{arg}: {str(e).splitlines()[0]}") from None
+    return cfg
+
+
+def print_help(name: str, usage: str) -> None:
+    print(usage)
+    print(f"\nKeys and their defaults (conf/{name}.yaml):\n")
+    print((CONFIG_DIR / f"{name}.yaml").read_text())
+
+
+def wants_help(args: Sequence[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in args)
+
+
+def fail(error: UserError) -> None:
+    """The end of a command line that asked for something wrong: one line on stderr, exit code 2."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+# ---- value checks: each returns the value, or raises a UserError naming the key ------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer(cfg: DictConfig, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = cfg[key]
+    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if minimum == 1 and maximum is None:
+            what = "a positive integer"
+        elif maximum is None:
+            what = f"an integer >= {minimum}" if minimum is not None else "an integer"
+        else:
+            what = f"an integer from {minimum} to {maximum}"
+        raise UserError(f"{key} must be {what}, got {value!r}")
+    return value
+
+
+def optional_integer(cfg: DictConfig, key: str, minimum: int | None = None) -> int | None:
+    return None if cfg[key] is None else integer(cfg, key, minimum)
+
+
+def positive_number(cfg: DictConfig, key: str, maximum: float | None = None) -> float:
+    value = cfg[key]
+    if not (isinstance(value, Real) and not isinstance(value, bool) and value > 0):
+        raise UserError(f"{key} must be a positive number, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{key} must be at most {maximum}, got {value!r}")
+    return float(value)
+
+
+def boolean(cfg: DictConfig, key: str) -> bool:
+    value = cfg[key]
+    if not isinstance(value, bool):
+        raise UserError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def text(cfg: DictConfig, key: str, choices: Sequence[str] | None = None) -> str:
+    value = cfg[key]
+    if value is None or value == "":
+        raise UserError(f"{key} is required: add {key}=...")
+    value = str(value)
+    if choices is not None and value not in choices:
+        raise UserError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def digit_request(cfg: DictConfig, key: str) -> int | str | None:
+    """A digit key before the model is known: 'all', null, or an integer (checked against the model later)."""
+    value = cfg[key]
+    if value is None or value == "all" or _is_int(value):
+        return value
+    raise UserError(f"{key} must be 'all' or a digit, got {value!r}")
+
+
+def device(cfg: DictConfig, key: str) -> torch.device:
+    name = text(cfg, key)
+    try:
+        value = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"{key}={name}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    if value.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{key}={name}: CUDA is not available here; use {key}=cpu")
+    return value

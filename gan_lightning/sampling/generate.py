@@ -1,0 +1,175 @@
+"""`python scripts/generate.py ckpt_path=PATH [key=value ...]`: samples, morphs, sweeps, walks and training
+progressions written to files (keys: conf/generate.yaml, or `--help`).
+
+Every value, the checkpoint and the requested digits are checked before anything is written, and the files
+are renamed into place only once all are complete: an error leaves `out` as it was.
+"""
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from PIL import Image
+
+from gan_lightning.checkpoint import export_generator
+from gan_lightning.errors import UserError
+from gan_lightning.sampling import config as conf
+from gan_lightning.sampling.outputs import (
+    IdxWriter,
+    NpzWriter,
+    Staging,
+    frame_pictures,
+    progress_gif,
+    sample_grid,
+    save_gif,
+    save_png,
+    strip,
+)
+from gan_lightning.sampling.sampler import Sampler
+
+MODES = ("sample", "morph", "sweep", "walk", "progress")
+
+
+def write_samples(
+    sampler: Sampler,
+    out: Path,
+    n: int,
+    seed: int = 0,
+    digit: int | None = None,
+    batch_size: int = 256,
+    grid_max: int = 100,
+    png: bool = False,
+    idx: bool = False,
+) -> list[Path]:
+    """n samples -> out/samples.npz (`images` uint8 (n, H, W), `labels` int64 (n,) if conditional), the preview
+    grid out/samples.png (first `grid_max`), optionally out/png/*.png and MNIST IDX files. Generated
+    `batch_size` at a time and streamed to the files. Returns the paths written."""
+    out = Path(out)
+    conditional = sampler.conditional
+    width = max(5, len(str(n - 1)))
+    written = [out / "samples.png", out / "samples.npz"]
+    with Staging() as staging:
+        writers = {"npz": NpzWriter(staging.file(out / "samples.npz"), n, sampler.image_size, conditional)}
+        if idx:
+            written.append(out / "samples-images-idx3-ubyte")
+            writers["idx_images"] = IdxWriter(staging.file(written[-1]), (n, *sampler.image_size))
+            if conditional:
+                written.append(out / "samples-labels-idx1-ubyte")
+                writers["idx_labels"] = IdxWriter(staging.file(written[-1]), (n,))
+        png_dir = None
+        if png:
+            written.append(out / "png")
+            png_dir = staging.folder(written[-1])
+        preview: list[tuple[np.ndarray, np.ndarray | None]] = []
+        start = 0
+        try:
+            for images, labels in sampler.samples(n, seed, digit, batch_size):
+                writers["npz"].write(images, labels)
+                if idx:
+                    writers["idx_images"].write(images)
+                    if conditional:
+                        writers["idx_labels"].write(labels)
+                for i, image in enumerate(images if png_dir else ()):
+                    name = f"{start + i:0{width}d}" + (f"_{labels[i]}" if conditional else "")
+                    Image.fromarray(image, mode="L").save(png_dir / f"{name}.png")
+                if start < grid_max:
+                    keep = grid_max - start
+                    preview.append((images[:keep], None if labels is None else labels[:keep]))
+                start += len(images)
+        except BaseException:
+            for writer in writers.values():
+                writer.abandon()
+            raise
+        for writer in writers.values():
+            writer.close()
+        images = np.concatenate([images for images, _ in preview])
+        labels = np.concatenate([labels for _, labels in preview]) if conditional else None
+        save_png(sample_grid(images, labels, sampler.num_classes), staging.file(out / "samples.png"))
+    return written
+
+
+def write_animation(
+    name: str, frames: np.ndarray, out: Path, fps: float = 12, scale: int = 4, strip_frames: np.ndarray | None = None
+) -> list[Path]:
+    """Frames (F, B, H, W) -> out/<name>.gif (B images side by side per frame), out/<name>.png (the frames left to
+    right, or `strip_frames`) and out/<name>.npz (`frames`, uint8). Returns the paths written."""
+    out = Path(out)
+    paths = [out / f"{name}.gif", out / f"{name}.png", out / f"{name}.npz"]
+    with Staging() as staging:
+        save_gif(frame_pictures(frames, scale), staging.file(paths[0]), fps)
+        save_png(strip(frames if strip_frames is None else strip_frames), staging.file(paths[1]))
+        np.savez_compressed(staging.file(paths[2]), frames=frames)
+    return paths
+
+
+def _out_dir(cfg: DictConfig) -> Path:
+    out = Path(conf.text(cfg, "out"))
+    if out.exists() and not out.is_dir():
+        raise UserError(f"out={out} is a file; give a folder to write into")
+    return out
+
+
+def generate(cfg: DictConfig) -> list[Path]:
+    """Do what a generate config asks (see conf/generate.yaml); returns the paths written."""
+    mode = conf.text(cfg, "mode", MODES)
+    if mode == "progress":
+        return [progress_gif(conf.text(cfg, "run_dir"), fps=conf.positive_number(cfg, "fps", 100))]
+
+    # every value first, then the checkpoint, then what depends on the model: nothing written until all pass
+    out = _out_dir(cfg)
+    device = conf.device(cfg, "device")
+    ckpt_path = conf.text(cfg, "ckpt_path")
+    seed = conf.integer(cfg, "seed", 0)
+    digit = conf.digit_request(cfg, "digit")
+    n, batch_size = conf.integer(cfg, "n", 1), conf.integer(cfg, "batch_size", 1)
+    grid_max = conf.integer(cfg, "grid_max", 1)
+    png, idx = conf.boolean(cfg, "png"), conf.boolean(cfg, "idx")
+    frames, fps = conf.integer(cfg, "frames", 2, 1000), conf.positive_number(cfg, "fps", 100)
+    scale = conf.integer(cfg, "scale", 1, 32)
+    seed_to, digit_to = conf.optional_integer(cfg, "seed_to", 0), conf.digit_request(cfg, "digit_to")
+    direction, span = conf.integer(cfg, "direction", 0), conf.positive_number(cfg, "span")
+
+    sampler = Sampler.load(ckpt_path, device)
+    digit = sampler.check_digit(digit)
+    digit_to = sampler.check_digit(digit_to, "digit_to")
+    if mode == "sample":
+        return write_samples(sampler, out, n, seed, digit, batch_size, grid_max, png, idx)
+    if mode == "morph":
+        return write_animation("morph", sampler.morph(seed, seed_to, digit, digit_to, frames), out, fps, scale)
+    if mode == "sweep":
+        animation, digits = sampler.sweep(seed, frames)
+        return write_animation("sweep", animation, out, fps, scale, strip_frames=digits[:, None])
+    sampler.check_direction(direction)
+    return write_animation("walk", sampler.walk(seed, direction, span, digit, frames), out, fps, scale)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if conf.wants_help(args):
+        conf.print_help("generate", __doc__)
+        return
+    try:
+        paths = generate(conf.load_config("generate", args))
+    except UserError as e:
+        conf.fail(e)
+    for path in paths:
+        print(f"wrote {path}")
+
+
+EXPORT_USAGE = """`python scripts/export_generator.py ckpt_path=PATH [out=generator.pt]`: the generator of a training
+checkpoint on its own (spec + weights, loaded with weights_only); every tool that takes ckpt_path takes it."""
+
+
+def export_main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if conf.wants_help(args):
+        print(EXPORT_USAGE)
+        return
+    try:
+        cfg = conf.load_config({"ckpt_path": None, "out": "generator.pt"}, args)
+        path = export_generator(conf.text(cfg, "ckpt_path"), conf.text(cfg, "out"))
+    except UserError as e:
+        conf.fail(e)
+    print(f"wrote {path}")

@@ -1,0 +1,6 @@
+"""The generator of a checkpoint on its own: `python scripts/export_generator.py ckpt_path=PATH out=generator.pt`."""
+
+from gan_lightning.sampling.generate import export_main
+
+if __name__ == "__main__":
+    export_main()

@@ -1,0 +1,6 @@
+"""Digits from a checkpoint: `python scripts/generate.py ckpt_path=PATH n=64 seed=0 out=DIR` (see --help)."""
+
+from gan_lightning.sampling.generate import main
+
+if __name__ == "__main__":
+    main()
