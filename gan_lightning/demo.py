@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from gan_lightning.errors import UserError
+from gan_lightning.errors import UserError, fail
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import frame_pictures, sample_grid, save_gif
 from gan_lightning.sampling.sampler import Sampler
@@ -191,4 +191,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         serve(conf.load_config("demo", args))
     except UserError as e:
-        conf.fail(e)
+        fail(e)

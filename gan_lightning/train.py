@@ -13,7 +13,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.config import CONFIG_DIR, check_overrides, validate
-from gan_lightning.errors import UserError
+from gan_lightning.errors import UserError, fail
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("Run directory: %s", trainer.default_root_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
-
-
-def fail(error: UserError) -> None:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

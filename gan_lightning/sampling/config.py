@@ -6,7 +6,6 @@ not `key=value`, is a `UserError`; so is a value of the wrong kind, through the 
 """
 
 import difflib
-import sys
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -45,12 +44,6 @@ def print_help(name: str, usage: str) -> None:
 
 def wants_help(args: Sequence[str]) -> bool:
     return any(arg in ("-h", "--help") for arg in args)
-
-
-def fail(error: UserError) -> None:
-    """The end of a command line that asked for something wrong: one line on stderr, exit code 2."""
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 
 # ---- value checks: each returns the value, or raises a UserError naming the key ------------------------------

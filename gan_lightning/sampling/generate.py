@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from gan_lightning.checkpoint import export_generator
-from gan_lightning.errors import UserError
+from gan_lightning.errors import UserError, fail
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import (
     IdxWriter,
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         paths = generate(conf.load_config("generate", args))
     except UserError as e:
-        conf.fail(e)
+        fail(e)
     for path in paths:
         print(f"wrote {path}")
 
@@ -171,5 +171,5 @@ def export_main(argv: Sequence[str] | None = None) -> None:
         cfg = conf.load_config({"ckpt_path": None, "out": "generator.pt"}, args)
         path = export_generator(conf.text(cfg, "ckpt_path"), conf.text(cfg, "out"))
     except UserError as e:
-        conf.fail(e)
+        fail(e)
     print(f"wrote {path}")

@@ -1,0 +1,96 @@
+"""`python scripts/evaluate.py ckpt_path=PATH n=10000`: how good a checkpoint's digits are, beside real data.
+
+Every number comes from the bundled MNIST classifier (gan_lightning/metrics), so they compare across runs,
+models and sweeps, but only at the same sample count: the real-data row shows what a perfect generator of n
+samples scores.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from gan_lightning.errors import UserError, fail
+from gan_lightning.metrics import GANQuality, reference_row, to_model_range
+from gan_lightning.metrics.classifier import HELD_OUT_START
+from gan_lightning.sampling import config as conf
+from gan_lightning.sampling.sampler import Sampler
+
+REFERENCE_MAX = 60_000 - HELD_OUT_START  # real training images the classifier never saw
+
+
+def evaluate_sampler(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 500) -> dict:
+    """The quality dict of n samples, generated and scored `batch_size` at a time (bounded memory).
+    Images are scored as they would be saved, as uint8, like the real images they are compared with."""
+    quality = GANQuality(batch_size=batch_size).to(sampler.device)
+    for images, labels in sampler.samples(n, seed=seed, batch_size=batch_size):
+        fake = to_model_range(torch.from_numpy(images)).to(sampler.device)  # (b, 1, 28, 28)
+        quality.update(fake, None if labels is None else torch.from_numpy(labels).to(sampler.device))
+    return quality.compute()
+
+
+COLUMNS = [
+    ("FID", "fid", "{:.2f}"),
+    ("KID", "kid_mean", "{:.3f}"),
+    ("MNIST score", "mnist_score", "{:.2f}"),
+    ("confidence", "confidence", "{:.3f}"),
+    ("min class share", "min_class_share", "{:.3f}"),
+    ("label accuracy", "label_accuracy", "{:.4f}"),
+]
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """A Markdown table, one row per named result (missing values as '-'), plus each row's class shares."""
+    lines = ["| | " + " | ".join(name for name, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, result in rows.items():
+        cells = [fmt.format(result[key]) if key in result else "-" for _, key, fmt in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, result in rows.items():
+        shares = " ".join(f"{digit}:{share:.3f}" for digit, share in enumerate(result["class_share"]))
+        lines.append(f"class shares, {name}: {shares}")
+    return "\n".join(lines)
+
+
+def write_json(report: dict, path: Path) -> None:
+    """Written to a temporary file and renamed into place: an existing report is replaced whole or not at all."""
+    if path.is_dir():
+        raise UserError(f"out={path} is a folder; give a file path for the JSON report")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if conf.wants_help(args):
+        conf.print_help("evaluate", __doc__.strip().splitlines()[0])
+        return
+    try:
+        cfg = conf.load_config("evaluate", args)
+        ckpt_path = Path(conf.text(cfg, "ckpt_path"))
+        n = conf.integer(cfg, "n", 2, REFERENCE_MAX)
+        seed = conf.integer(cfg, "seed", 0)
+        batch_size = conf.integer(cfg, "batch_size", 1)
+        device = conf.device(cfg, "device")
+        out = Path(cfg.out) if cfg.out is not None else ckpt_path.with_name(ckpt_path.name + ".eval.json")
+        if out.is_dir():
+            raise UserError(f"out={out} is a folder; give a file path for the JSON report")
+        sampler = Sampler.load(ckpt_path, device)
+        model = f"{sampler.describe()}"
+        rows = {
+            "model": evaluate_sampler(sampler, n, seed, batch_size),
+            f"real data ({n} held-out)": reference_row(n, seed=seed, device=device),
+        }
+        report = {"checkpoint": str(ckpt_path), "generator": model, "n": n, "seed": seed, "model": rows["model"],
+                  "real_reference": rows[f"real data ({n} held-out)"]}
+        write_json(report, out)
+    except UserError as e:
+        fail(e)
+    print(f"{ckpt_path}: {model}, {n} samples, seed {seed}\n")
+    print(format_table(rows))
+    print(f"\nwritten: {out}")
