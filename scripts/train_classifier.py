@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 
-from gan_lightning.errors import UserError
+from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics.classifier import WEIGHTS_PATH
 from gan_lightning.metrics.train_classifier import train_classifier
 
@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             command=command,
         )
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(e)
 
 
 if __name__ == "__main__":

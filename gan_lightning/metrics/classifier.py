@@ -4,10 +4,11 @@ Its weights ship in `weights/`, beside a JSON record of how they were made; load
 against that record, so a truncated or swapped file is an error, never silently different numbers.
 """
 
-import functools
+import contextlib
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -85,6 +86,7 @@ class FrozenClassifier(nn.Module):
     non-persistent buffers: they follow the parent across devices but stay out of its `parameters()` (so out of
     any optimizer) and out of its `state_dict()` (checkpoints don't carry them; they come from the bundled file).
     `forward` returns penultimate features (B, num_features), the form torchmetrics' FID/KID take as `feature=`.
+    The classifier passed in is converted in place; don't train it afterwards.
     """
 
     def __init__(self, classifier: MNISTClassifier) -> None:
@@ -96,32 +98,47 @@ class FrozenClassifier(nn.Module):
                 module.register_buffer(name, param.detach(), persistent=False)
             module._non_persistent_buffers_set.update(module._buffers)
         self.classifier = classifier
+        self._shared: dict[int, tuple[Tensor, Tensor]] | None = None
         super().train(False)
 
     def train(self, mode: bool = True) -> "FrozenClassifier":
         return super().train(False)
 
-    def _prepare(self, x: Tensor) -> Tensor:
-        weight = self.classifier.head[-1].weight
-        return x.to(device=weight.device, dtype=weight.dtype)
+    @contextlib.contextmanager
+    def sharing_passes(self) -> Iterator[None]:
+        """Within the block, calls on the same tensor object share one forward pass, so that FID, KID and the
+        digit metrics can all look at a batch for the price of one."""
+        self._shared = {}
+        try:
+            yield
+        finally:
+            self._shared = None
 
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
+    def _features(self, x: Tensor) -> Tensor:
+        weight = self.classifier.head[-1].weight
         # Full precision even under a mixed-precision autocast: the features feed covariance estimates.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.classifier.features(self._prepare(x))  # (B, num_features)
+            return self.classifier.features(x.to(device=weight.device, dtype=weight.dtype))  # (B, num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self._shared is None:
+            return self._features(x)
+        if id(x) not in self._shared:
+            self._shared[id(x)] = (x, self._features(x))  # holding x keeps its id from being reused
+        return self._shared[id(x)][1]  # (B, num_features)
 
     @torch.no_grad()
     def logits(self, x: Tensor) -> Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.classifier(self._prepare(x))  # (B, num_classes)
+        features = self(x)  # (B, num_features)
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self.classifier.head(features)  # (B, num_classes)
 
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@functools.lru_cache(maxsize=4)
 def _verified_state_dict(weights_path: Path) -> dict[str, Tensor]:
     record_file = record_path(weights_path)
     hint = "reinstall the package or retrain with scripts/train_classifier.py"

@@ -15,10 +15,12 @@ Every evaluation returns one flat dict:
     label_accuracy_per_class  only with requested labels: list of 10 (NaN for a digit never asked for)
 
 FID/KID depend on the sample count, so compare a model only with the real-data row of the same size
-(`reference_row`), computed on train-split images the classifier never saw.
+(`reference_row`), computed on train-split images the classifier never saw. Both are on the scale of this
+classifier's features: not comparable with Inception-based numbers from papers.
 """
 
 import functools
+import itertools
 import math
 import warnings
 
@@ -34,6 +36,7 @@ from gan_lightning.errors import UserError
 from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier, to_model_range
 
 IMAGE_SHAPE = (1, 28, 28)
+NUM_CLASSES = 10
 
 
 def mnist_score(probs: Tensor) -> float:
@@ -44,12 +47,12 @@ def mnist_score(probs: Tensor) -> float:
     return math.exp(kl.sum(1).mean().item())
 
 
-def class_share(predictions: Tensor, num_classes: int = 10) -> Tensor:
+def class_share(predictions: Tensor, num_classes: int = NUM_CLASSES) -> Tensor:
     """Fraction of predictions (N,) equal to each class -> (num_classes,)."""
     return torch.bincount(predictions, minlength=num_classes).double() / len(predictions)
 
 
-def label_accuracy(predictions: Tensor, requested: Tensor, num_classes: int = 10) -> tuple[float, list[float]]:
+def label_accuracy(predictions: Tensor, requested: Tensor, num_classes: int = NUM_CLASSES) -> tuple[float, list[float]]:
     """Share of predictions equal to the requested label: overall and per requested class (NaN where never asked)."""
     hits = (predictions == requested).double()  # (N,)
     asked = torch.bincount(requested, minlength=num_classes).double()  # (K,)
@@ -68,7 +71,7 @@ def classifier_metrics(probs: Tensor, requested: Tensor | None = None) -> dict:
         "confidence": probs.max(1).values.double().mean().item(),
         "class_share": share.tolist(),
         "min_class_share": share.min().item(),
-        "class_entropy": -torch.special.xlogy(share, share).sum().item(),
+        "class_entropy": torch.special.entr(share).sum().item(),
     }
     if requested is not None:
         result["label_accuracy"], result["label_accuracy_per_class"] = label_accuracy(
@@ -115,10 +118,12 @@ class GANQuality(nn.Module):
         kid_subset_size: int = 1000,
         kid_subsets: int = 100,
         kid_seed: int = 0,
-        batch_size: int = 1000,
+        batch_size: int = 256,
+        range_tolerance: float = 1e-3,
         classifier: FrozenClassifier | None = None,
     ) -> None:
         super().__init__()
+        self.range_tolerance = range_tolerance
         self.kid_subset_size = kid_subset_size
         self.kid_seed = kid_seed
         self.batch_size = batch_size
@@ -144,14 +149,19 @@ class GANQuality(nn.Module):
         """Add generated images (B, 1, 28, 28) in [-1, 1] and, for conditional models, the labels asked for (B,)."""
         if fake_images.shape[1:] != IMAGE_SHAPE or not fake_images.is_floating_point():
             raise ValueError(f"expected float images of shape (B, 1, 28, 28), got {tuple(fake_images.shape)}")
+        if fake_images.numel() and fake_images.abs().max() > 1 + self.range_tolerance:
+            raise ValueError("expected images in [-1, 1] (the Tanh range), got values outside it")
         if labels is not None and labels.shape != fake_images.shape[:1]:
             raise ValueError(f"expected labels of shape ({len(fake_images)},), got {tuple(labels.shape)}")
-        label_batches = labels.split(self.batch_size) if labels is not None else [None] * len(fake_images)
+        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+            raise ValueError(f"expected labels in 0..{NUM_CLASSES - 1}")
+        label_batches = labels.split(self.batch_size) if labels is not None else itertools.repeat(None)
         for images, requested in zip(fake_images.detach().split(self.batch_size), label_batches):
             images = images.to(self.device)  # (b, 1, 28, 28)
-            self.fid.update(images, real=False)
-            self.kid.update(images, real=False)
-            probs = self.classifier.logits(images).softmax(1)  # (b, 10)
+            with self.classifier.sharing_passes():
+                self.fid.update(images, real=False)
+                self.kid.update(images, real=False)
+                probs = self.classifier.logits(images).softmax(1)  # (b, 10)
             self.outputs.update(probs, None if requested is None else requested.to(self.device))
 
     def _add_real_images(self) -> None:
@@ -159,22 +169,22 @@ class GANQuality(nn.Module):
         images, _ = load_mnist("test")
         for batch in images.split(self.batch_size):
             real = to_model_range(batch).to(self.device)  # (b, 1, 28, 28)
-            self.fid.update(real, real=True)
-            self.kid.update(real, real=True)
+            with self.classifier.sharing_passes():
+                self.fid.update(real, real=True)
+                self.kid.update(real, real=True)
 
     def compute(self) -> dict:
-        num_samples = int(self.fid.fake_features_num_samples)
-        if num_samples < 2:
-            raise ValueError(f"need at least 2 generated images to compute quality metrics, got {num_samples}")
+        if self.fid.fake_features_num_samples < 2:
+            raise ValueError("need at least 2 generated images to compute quality metrics")
         if self.fid.real_features_num_samples == 0:
             self._add_real_images()
-        num_real = int(self.fid.real_features_num_samples)
+        probs, requested = self.outputs.compute()  # (N, 10), (N,) or None
+        num_samples = len(probs)
         # KID draws subsets of this size from both sets; it can't exceed either sample count.
-        self.kid.subset_size = min(self.kid_subset_size, num_samples, num_real)
+        self.kid.subset_size = min(self.kid_subset_size, num_samples, int(self.fid.real_features_num_samples))
         with torch.random.fork_rng(devices=[]):  # KID's subsets use the CPU generator: seed it, leave global RNG be
             torch.manual_seed(self.kid_seed)
             kid_mean, kid_std = self.kid.compute()
-        probs, requested = self.outputs.compute()
         return {
             "num_samples": num_samples,
             "fid": self.fid.compute().item(),

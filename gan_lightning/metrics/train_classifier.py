@@ -51,7 +51,7 @@ def random_affine(
 
 
 @torch.no_grad()
-def accuracy(model: MNISTClassifier, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
+def accuracy(model: MNISTClassifier, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of `model` on float images in [-1, 1] (N, 1, 28, 28)."""
     was_training = model.training
     model.eval()
