@@ -1,10 +1,13 @@
-"""Callbacks that write a run's pictures."""
+"""Callbacks that write a run's pictures, and the checkpoints that let a stopped run carry on."""
 
 import logging
+import signal
+import threading
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
 
 from gan_lightning.errors import UserError
@@ -49,3 +52,79 @@ class SampleGrid(L.Callback):
             log.info("No training progression GIF: %s", e)
             return
         log.info("Training progression: %s", path)
+
+
+LAST = "last.ckpt"
+
+
+class BatchCheckpoint(L.Callback):
+    """`dirpath/last.ckpt` every `every_n_batches` training batches (0: never), so a killed run loses at most that
+    many batches. Counted in batches, not in Lightning's `global_step`, which grows by two per batch here
+    (one D and one G optimizer step). The epoch-end checkpoints of ModelCheckpoint overwrite the same file."""
+
+    def __init__(self, dirpath: str, every_n_batches: int = 0):
+        if every_n_batches < 0:
+            raise UserError(f"callbacks.batch_checkpoint.every_n_batches must be >= 0, got {every_n_batches}")
+        self.dirpath, self.every_n_batches = Path(dirpath), every_n_batches
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self.every_n_batches and (batch_idx + 1) % self.every_n_batches == 0:
+            trainer.save_checkpoint(self.dirpath / LAST)
+
+
+class StopRequested(KeyboardInterrupt):
+    """Ctrl-C, acted on at the end of the batch in progress."""
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """On SIGTERM or Ctrl-C, save `dirpath/last.ckpt` before the run ends, so it can be resumed.
+
+    SIGTERM: Lightning stops at the next batch boundary (raising `SIGTERMException`). Ctrl-C: the first press
+    likewise stops at the end of the current batch; a second press interrupts at once, and then nothing is
+    saved, since the state may be half-way through a batch (between the D and the G step). `signal_name` and
+    `saved` tell the entry point what happened."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = Path(dirpath)
+        self.signal_name: str | None = None
+        self.saved: Path | None = None
+        self._stop = False
+        self._previous_sigint = None
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._stop:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        log.warning("Ctrl-C: stopping after this batch and saving a checkpoint (press again to stop at once)")
+        self._stop = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self._stop:
+            raise StopRequested
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._restore_sigint()
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        self._restore_sigint()
+        if isinstance(exception, SIGTERMException):
+            self.signal_name = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            self.signal_name = "SIGINT"
+        else:
+            return
+        if isinstance(exception, KeyboardInterrupt) and not isinstance(exception, StopRequested):
+            log.warning("Interrupted in the middle of a batch: no checkpoint saved")
+            return
+        path = self.dirpath / LAST
+        trainer.save_checkpoint(path)  # every rank takes part; rank zero writes
+        self.saved = path
+        log.warning("%s: checkpoint saved to %s", self.signal_name, path)

@@ -1,7 +1,10 @@
 """The training entry point: `train(cfg)` builds everything from the config and fits; `main()` is the CLI."""
 
 import logging
+import shlex
+import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +15,14 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.callbacks import LAST, CheckpointOnInterrupt
+from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.config import CONFIG_DIR, check_overrides, validate
 from gan_lightning.errors import UserError, fail
 
 log = logging.getLogger(__name__)
+# The quality metrics' classifier is frozen in eval mode on purpose; Lightning would warn about it every run.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 def build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
@@ -38,14 +45,42 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
+class TrainingInterrupted(Exception):
+    """SIGTERM or Ctrl-C stopped the run; `checkpoint` is where it was saved (None: nothing saved)."""
+
+    def __init__(self, signal_name: str, checkpoint: Path | None):
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name, self.checkpoint = signal_name, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + signal.Signals[self.signal_name]  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def resolve_ckpt_path(ckpt_path: str | None, runs_dir: str | Path) -> Path | None:
+    """`ckpt_path` as a checkpoint file: `last` is the most recently written `<runs_dir>/*/checkpoints/last.ckpt`."""
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) == "last":
+        candidates = list(Path(runs_dir).glob(f"*/checkpoints/{LAST}"))
+        if not candidates:
+            raise UserError(f"ckpt_path=last: no {runs_dir}/*/checkpoints/{LAST} to resume from; give a checkpoint path")
+        return max(candidates, key=lambda p: p.stat().st_mtime_ns)
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    return path
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train the GAN that `cfg` describes; returns the final logged metrics."""
     validate(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise UserError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("runs_dir") or f"outputs/{cfg.task_name}")
+    if ckpt_path is not None:
+        load_checkpoint(ckpt_path)  # refuses a truncated, foreign or unsafe file before anything is built
+        log.info("Resuming from %s", ckpt_path)
 
     datamodule = build(cfg, "data")
     # the sizes the networks need come from the data
@@ -60,7 +95,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(hyperparameters(cfg))
 
     log.info("Run directory: %s", trainer.default_root_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning ends a run stopped by SIGTERM or Ctrl-C this way
+        stopped = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt) and c.signal_name), None)
+        if stopped is None:
+            raise
+        raise TrainingInterrupted(stopped.signal_name, stopped.saved) from None
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
@@ -70,8 +111,29 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except UserError as e:
         fail(e)
+    except TrainingInterrupted as e:
+        print(f"{e}: {_resume_hint(e.checkpoint)}", file=sys.stderr)
+        sys.exit(e.exit_code)
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
+
+
+def _resume_hint(checkpoint: Path | None) -> str:
+    if checkpoint is None:
+        return "no checkpoint saved (stopped mid-batch); resume from the last one with ckpt_path=last"
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
+    command = " ".join(["python scripts/train.py", *map(shlex.quote, overrides), shlex.quote(f"ckpt_path={checkpoint}")])
+    return f"checkpoint saved to {checkpoint}; resume with: {command}"
+
+
+def _check_checkpoint(args: list[str]) -> None:
+    """A `ckpt_path=FILE` that cannot be loaded safely stops before Hydra makes a run directory."""
+    values = [a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")]
+    if values and values[-1] not in ("null", "last") and "," not in values[-1]:
+        resolve_ckpt_path(values[-1], ".")
+        load_checkpoint(values[-1])
 
 
 def main() -> None:
@@ -81,6 +143,7 @@ def main() -> None:
     if not hydra_flags:  # --help, --cfg, --config-name ...: Hydra's own business
         try:
             check_overrides([a for a in args if not a.startswith("-")])
+            _check_checkpoint(args)
         except UserError as e:
             fail(e)
     _hydra_main()

@@ -10,7 +10,7 @@ import math
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.errors import UserError
@@ -44,6 +44,62 @@ def random_rotation(images: torch.Tensor, max_degrees: float, generator=None) ->
     return F.grid_sample(images + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
 
+class EpochShuffledBatches(Sampler[list[int]]):
+    """Batches of indices in an order that depends only on (seed, epoch), so an epoch can be replayed exactly;
+    after `skip(n)` the next pass starts at batch n of the epoch (resuming mid-epoch)."""
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, drop_last: bool = True):
+        self.num_samples, self.batch_size, self.seed, self.drop_last = num_samples, batch_size, seed, drop_last
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls it at the start of every epoch
+        if epoch != self.epoch:  # a skip belongs to the epoch it was restored for
+            self._skip = 0
+        self.epoch = epoch
+
+    def skip(self, batches: int) -> None:
+        self._skip = batches
+
+    def __len__(self) -> int:
+        return self.num_samples // self.batch_size if self.drop_last else math.ceil(self.num_samples / self.batch_size)
+
+    def __iter__(self):
+        # the order is drawn when the first batch is asked for, i.e. after Lightning's set_epoch
+        rng = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
+        order = torch.randperm(self.num_samples, generator=rng)
+        start, self._skip = self._skip, 0
+        for b in range(start, len(self)):
+            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over `EpochShuffledBatches` that Lightning saves in and restores from checkpoints (it has
+    `state_dict`/`load_state_dict`): the shuffle seed, the epoch and how many of its batches were handed out.
+    Counted here rather than in the sampler, since worker processes fetch indices ahead of the training loop."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches_handed_out = 0
+
+    def __iter__(self):
+        batches = self.sampler
+        self.batches_handed_out = batches._skip
+        for batch in super().__iter__():
+            self.batches_handed_out += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        batches = self.sampler
+        return {"seed": batches.seed, "epoch": batches.epoch, "batches": self.batches_handed_out}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        batches = self.sampler
+        batches.seed = state["seed"]
+        batches.set_epoch(state["epoch"])
+        batches.skip(state["batches"] % max(len(batches), 1))
+
+
 class MNISTDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -53,6 +109,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: int = 5000,
         split_seed: int = 0,
         rotation: float = 0.0,
+        shuffle_seed: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
     ):
@@ -68,6 +125,9 @@ class MNISTDataModule(L.LightningDataModule):
         self.data_dir, self.download = data_dir, download
         self.batch_size, self.val_size, self.split_seed = batch_size, val_size, split_seed
         self.rotation, self.num_workers, self.pin_memory = rotation, num_workers, pin_memory
+        # the training order of epoch e is a permutation seeded by shuffle_seed + e; None: torch's initial
+        # seed, i.e. the run's `seed` after seed_everything (and a random one in an unseeded run)
+        self.shuffle_seed = shuffle_seed
         self.train_set: TensorBatches | None = None
         self.val_set: TensorBatches | None = None
 
@@ -103,22 +163,27 @@ class MNISTDataModule(L.LightningDataModule):
         self.setup()
         return int(self.train_set.labels.max()) + 1
 
-    def _loader(self, dataset: TensorBatches, shuffle: bool, drop_last: bool) -> DataLoader:
-        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        return DataLoader(
+    def _loader(self, dataset: TensorBatches, batches: Sampler[list[int]], seed: int, loader=DataLoader):
+        return loader(
             dataset,
-            batch_size=None,  # the BatchSampler yields whole batches of indices
-            sampler=BatchSampler(sampler, self.batch_size, drop_last=drop_last),
+            batch_size=None,  # the sampler yields whole batches of indices
+            sampler=batches,
+            # its own generator: a DataLoader otherwise draws its workers' base seed from torch's global RNG at
+            # every iter(), which would shift the training noise between a run and its resumed copy
+            generator=torch.Generator().manual_seed(seed),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, drop_last=True)
+    def train_dataloader(self) -> ResumableLoader:
+        seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
+        batches = EpochShuffledBatches(len(self.train_set), self.batch_size, seed, drop_last=True)
+        return self._loader(self.train_set, batches, seed, ResumableLoader)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False, drop_last=False)
+        batches = BatchSampler(SequentialSampler(self.val_set), self.batch_size, drop_last=False)
+        return self._loader(self.val_set, batches, self.split_seed)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

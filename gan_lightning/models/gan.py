@@ -175,3 +175,15 @@ class GAN(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # what `gan_lightning.checkpoint` needs to rebuild the networks without unpickling objects
         checkpoint["networks"] = self.networks
+        # the state of the training noise (and rotation) stream, so a resumed run draws what this one would have
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # called before training resumes (the sanity check runs with the RNG isolated)
+        rng = checkpoint.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])
