@@ -57,19 +57,28 @@ class SampleGrid(L.Callback):
 LAST = "last.ckpt"
 
 
-class BatchCheckpoint(L.Callback):
-    """`dirpath/last.ckpt` every `every_n_batches` training batches (0: never), so a killed run loses at most that
-    many batches. Counted in batches, not in Lightning's `global_step`, which grows by two per batch here
-    (one D and one G optimizer step). The epoch-end checkpoints of ModelCheckpoint overwrite the same file."""
+class LastCheckpoint(L.Callback):
+    """`dirpath/last.ckpt` at the end of every epoch and every `every_n_batches` training batches (0: only at
+    epoch ends), so a killed run loses at most that much. Counted in batches, not in Lightning's `global_step`,
+    which grows by two per batch here (one D and one G optimizer step). (Lightning's own `save_last` only
+    saves when its periodic checkpoint does.)"""
 
     def __init__(self, dirpath: str, every_n_batches: int = 0):
         if every_n_batches < 0:
-            raise UserError(f"callbacks.batch_checkpoint.every_n_batches must be >= 0, got {every_n_batches}")
+            raise UserError(f"callbacks.last_checkpoint.every_n_batches must be >= 0, got {every_n_batches}")
         self.dirpath, self.every_n_batches = Path(dirpath), every_n_batches
+        self.saved: Path | None = None  # set once last.ckpt has been written by this run
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.dirpath / LAST)
+        self.saved = self.dirpath / LAST
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.every_n_batches and (batch_idx + 1) % self.every_n_batches == 0:
-            trainer.save_checkpoint(self.dirpath / LAST)
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._save(trainer)
 
 
 class StopRequested(KeyboardInterrupt):

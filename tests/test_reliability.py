@@ -141,7 +141,7 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
     the weights of a run that was never interrupted: the same batches in the same order, the same noise."""
     batches, every = 12, 5  # checkpoints after batches 5 and 10 of each epoch, and at each epoch end
     overrides = [*TINY, "trainer.max_epochs=2", f"trainer.limit_train_batches={batches}",
-                 f"callbacks.batch_checkpoint.every_n_batches={every}"]
+                 f"callbacks.last_checkpoint.every_n_batches={every}"]
     process = _start_cli(*overrides, cwd=tmp_path)
     last = _wait_for("outputs/train/*/checkpoints/last.ckpt", tmp_path, process)
     process.kill()
@@ -276,7 +276,7 @@ VALUES = st.one_of(
 )
 TRAIN_KEYS = st.sampled_from([
     "model.noise_dim", "model.grid_cols", "optimizer.lr", "data.batch_size", "data.val_size", "trainer.max_epochs",
-    "seed", "model", "data.rotation", "callbacks.batch_checkpoint.every_n_batches",
+    "seed", "model", "data.rotation", "callbacks.last_checkpoint.every_n_batches",
 ])
 
 

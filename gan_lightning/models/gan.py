@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
+from gan_lightning.callbacks import LastCheckpoint
 from gan_lightning.errors import UserError
 from gan_lightning.metrics import GANQuality
 from gan_lightning.networks.spec import network_spec
@@ -135,8 +136,7 @@ class GAN(L.LightningModule):
         """Stop before a NaN or inf loss reaches the weights, naming the step and the last good checkpoint."""
         if torch.isfinite(loss):
             return
-        callback = self.trainer.checkpoint_callback
-        last = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        last = next((cb.saved for cb in self.trainer.callbacks if isinstance(cb, LastCheckpoint) and cb.saved), None)
         resume = f"last good checkpoint: {last}" if last else "no checkpoint was saved yet"
         raise TrainingDiverged(
             f"training diverged: {name} = {loss.item()} at epoch {self.current_epoch}, batch {batch_idx} "
