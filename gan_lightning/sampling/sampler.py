@@ -33,7 +33,7 @@ class Sampler:
         self.num_classes: int = info["num_classes"]
         self.conditional: bool = self.num_classes > 0
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
-        # forward hooks are per module, not per call: generator calls take turns (the demo serves threads)
+        # one generator call at a time: the demo answers requests from several threads
         self._lock = threading.Lock()
 
     @classmethod
