@@ -1,7 +1,7 @@
 """Crash safety: atomic checkpoints, a checkpoint on SIGTERM, exact resume after SIGKILL, refusing unsafe pickles."""
 
+import io
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -32,18 +32,42 @@ for n in range(1, 10**6):
 """
 
 
+def _full_size() -> int:
+    """Bytes of one whole checkpoint written by SAVE_LOOP."""
+    buffer = io.BytesIO()
+    torch.save({"networks": {}, "state_dict": {"w": torch.full((6_000_000,), 1.0)}, "n": 1}, buffer)
+    return buffer.tell()
+
+
+def _sizes(folder: Path) -> list[int]:
+    sizes = []
+    for entry in os.scandir(folder):
+        try:
+            sizes.append(entry.stat().st_size)
+        except FileNotFoundError:  # a temporary file renamed away between listing and stat
+            pass
+    return sizes
+
+
 def _kill_while_saving(tmp_path: Path, writer: str, kills: int) -> list[str]:
-    """SIGKILL the save loop at random moments; after each kill, what is wrong with the file (None: whole)."""
+    """SIGKILL the save loop while some file in tmp_path is half written; after each kill, what is wrong with
+    the checkpoint (None: whole). Waiting to see a half-written file, rather than sleeping a random time, makes
+    every kill land inside a save however fast the disk is."""
     path = tmp_path / "last.ckpt"
-    rng = random.Random(0)
+    full = _full_size()
     problems = []
     for _ in range(kills):
         process = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(path), writer], env=ENV)
         try:
             deadline = time.monotonic() + 60
-            while not path.exists() and time.monotonic() < deadline:
+            while not path.exists() and time.monotonic() < deadline:  # one whole save first
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.05, 1.0))  # somewhere in the middle of some save
+            time.sleep(0.05)
+            while time.monotonic() < deadline:
+                if any(0 < size < full for size in _sizes(tmp_path)):
+                    break
+            else:
+                pytest.fail("never saw a half-written checkpoint within 60 s")
         finally:
             process.kill()
             process.wait()
