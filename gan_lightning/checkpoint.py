@@ -55,11 +55,18 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     return _build_generator(load_checkpoint(path, map_location), Path(path))
 
 
+def _generator_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The generator's state dict: the moving average of its weights when the run kept one (what it sampled and
+    was evaluated with), else the trained weights."""
+    state_dict = checkpoint["state_dict"]
+    prefix = "generator_ema." if any(k.startswith("generator_ema.") for k in state_dict) else "generator."
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
 def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module, dict[str, Any]]:
     spec = _generator_spec(checkpoint, path)
     generator = build_network(spec)
-    prefix = "generator."
-    weights = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    weights = _generator_weights(checkpoint)
     try:
         generator.load_state_dict(weights)
     except RuntimeError as e:
@@ -73,8 +80,9 @@ GENERATOR_FORMAT = "gan-lightning-generator"
 
 
 def export_generator(ckpt_path: str | Path, out_path: str | Path) -> Path:
-    """Save the generator of a training checkpoint on its own: its spec and weights, in the checkpoint's own
-    layout (`networks.generator`, `state_dict` with `generator.*` keys), so `load_generator` reads both alike.
+    """Save the generator of a training checkpoint on its own (its EMA weights when it has them): its spec and
+    weights, in the checkpoint's own layout (`networks.generator`, `state_dict` with `generator.*` keys), so
+    `load_generator` reads both alike.
     Written atomically (temporary file, then rename). Returns the path written."""
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
     if out_path.is_dir():
@@ -86,7 +94,7 @@ def export_generator(ckpt_path: str | Path, out_path: str | Path) -> Path:
     exported = {
         "format": GENERATOR_FORMAT,
         "networks": {"generator": _generator_spec(checkpoint, ckpt_path)},
-        "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("generator.")},
+        "state_dict": {f"generator.{k}": v for k, v in _generator_weights(checkpoint).items()},
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(exported, out_path)

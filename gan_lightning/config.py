@@ -44,11 +44,35 @@ def _check_positive(cfg: DictConfig, key: str) -> None:
         raise UserError(f"{key} must be a positive number, got {value!r}")
 
 
+def _check_fraction(cfg: DictConfig, key: str) -> None:
+    """A number in [0, 1)."""
+    value = _value(cfg, key)
+    if value is not None and not (isinstance(value, Real) and not isinstance(value, bool) and 0 <= value < 1):
+        raise UserError(f"{key} must be a number in [0, 1), got {value!r}")
+
+
+def _check_choice(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
+    value = _value(cfg, key)
+    if value is not None and value not in choices:
+        raise UserError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
+    from gan_lightning.models.losses import LOSSES  # (the models import the sampling code, which imports this)
+
     _check_int(cfg, "model.noise_dim", 1)
     _check_int(cfg, "model.grid_cols", 1)
     _check_positive(cfg, "optimizer.lr")
+    _check_positive(cfg, "optimizer.d_lr")
+    _check_fraction(cfg, "optimizer.beta1")
+    _check_fraction(cfg, "optimizer.beta2")
+    _check_choice(cfg, "model.loss", LOSSES)
+    _check_int(cfg, "model.d_steps", 1)
+    _check_fraction(cfg, "model.ema_decay")
+    if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
+        raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
+                        "mixes across the batch: set model.discriminator.batch_norm=false")
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
     _check_int(cfg, "trainer.max_epochs", -1)
@@ -93,7 +117,8 @@ def check_overrides(overrides: Sequence[str], config_name: str = "train") -> Non
     except HydraException as e:
         raise UserError(_explain(e)) from None
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    sweeps = [(o.get_key_element(), list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
+    sweeps = [(o.get_key_element(), list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()
+              and not o.is_interval_sweep()]  # an interval (Optuna) has no values to list
     firsts = [f"{key}={values[0]}" for key, values in sweeps]
     candidates = [fixed + firsts]
     for i, (key, values) in enumerate(sweeps):

@@ -46,7 +46,7 @@ def test_trainer_arguments_are_overridable():
 def test_defaults_follow_the_dcgan_paper():
     cfg = compose_config([])
     assert cfg.model.generator._target_.endswith("DCGANGenerator")
-    assert cfg.optimizer.lr == 2e-4 and list(cfg.optimizer.betas) == [0.5, 0.999]
+    assert cfg.optimizer.lr == 2e-4 and [cfg.optimizer.beta1, cfg.optimizer.beta2] == [0.5, 0.999]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -54,6 +54,11 @@ def test_defaults_follow_the_dcgan_paper():
     (["model.noise_dim=abc"], "model.noise_dim must be a positive integer"),
     (["optimizer.lr=-1"], "optimizer.lr must be a positive number, got -1"),
     (["optimizer.lr=0"], "optimizer.lr must be a positive number"),
+    (["optimizer.d_lr=-1e-4"], "optimizer.d_lr must be a positive number, got -0.0001"),
+    (["optimizer.beta1=1"], "optimizer.beta1 must be a number in [0, 1), got 1"),
+    (["model.loss=wgan"], "model.loss='wgan' is not one of: bce, hinge, wgan-gp"),
+    (["model.d_steps=0"], "model.d_steps must be a positive integer, got 0"),
+    (["model.ema_decay=1.5"], "model.ema_decay must be a number in [0, 1), got 1.5"),
     (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
     (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, vanilla"),
     (["trainer.no_such_argument=1"], "trainer.no_such_argument"),

@@ -1,21 +1,24 @@
-"""The GAN training logic: one discriminator step and one generator step per batch.
+"""The GAN training logic: a discriminator step every batch and a generator step every `d_steps` batches.
 
 The three models differ only in their networks (config); the conditional GAN additionally feeds the digit
 labels to both networks: `_noise` draws the digits asked of the generator, and both networks take labels.
+The recipe around them is config too: the loss (BCE, hinge, WGAN-GP), the optimizers (two time-scale learning
+rates), and an exponential moving average of the generator's weights that sampling, evaluation and export use.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
 from gan_lightning.callbacks import LastCheckpoint
 from gan_lightning.errors import UserError
 from gan_lightning.metrics import GANQuality
+from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks.spec import network_spec
 
 NetworkFactory = Callable[..., nn.Module]
@@ -25,18 +28,26 @@ class TrainingDiverged(UserError):
     """A loss became NaN or infinite: training further would only train on garbage."""
 
 
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+
+
 class GAN(L.LightningModule):
     """A GAN trained with Lightning's manual optimization (two optimizers: generator first, then discriminator).
 
     `generator` and `discriminator` are network classes (or partials of them, as Hydra builds them with
     `_partial_: true`); the sizes that come from the data (`image_shape`, `num_classes`) are filled in here.
+    `optimizer` maps "generator" and "discriminator" to optimizer factories (partials taking the parameters).
+
+    The recipe: `loss` is "bce" (non-saturating), "hinge" or "wgan-gp" (with `gp_weight`); D takes `d_steps`
+    steps per G step; `ema_decay` > 0 keeps an exponential moving average of G's weights (`generator_ema`),
+    which sampling, validation metrics and export use; `compile` compiles both networks with torch.compile.
     """
 
     def __init__(
         self,
         generator: NetworkFactory,
         discriminator: NetworkFactory,
-        optimizer: Callable[[Iterable[nn.Parameter]], Optimizer],
+        optimizer: Mapping[str, OptimizerFactory],
         noise_dim: int = 100,
         conditional: bool = False,
         image_shape: Sequence[int] = (1, 28, 28),
@@ -45,11 +56,22 @@ class GAN(L.LightningModule):
         sample_seed: int = 0,
         quality: GANQuality | None = None,
         eval_samples: int = 2000,
+        loss: str = "bce",
+        gp_weight: float = 10.0,
+        d_steps: int = 1,
+        ema_decay: float = 0.0,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer", "quality"], logger=False)
         self.automatic_optimization = False
-        self.optimizer_factory = optimizer
+        if loss not in LOSSES:
+            raise UserError(f"model.loss={loss!r} is not a GAN loss; choose one of {', '.join(LOSSES)}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise UserError(f"model.ema_decay must be in [0, 1) (0 switches the EMA off), got {ema_decay}")
+        if d_steps < 1:
+            raise UserError(f"model.d_steps must be a positive integer, got {d_steps}")
+        self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
         # the label input of both networks: 0 classes makes them unconditional
         label_classes = num_classes if conditional else 0
         self.networks = {
@@ -58,6 +80,13 @@ class GAN(L.LightningModule):
         }
         self.generator = generator(noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes)
         self.discriminator = discriminator(image_shape=image_shape, num_classes=label_classes)
+        if loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules()):
+            raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
+                            "mixes across the batch: set model.discriminator.batch_norm=false")
+        # the moving average of G's weights: never trained, only blended towards G after each G step
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
+        if ema_decay:
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         # FID, KID, MNIST score, class balance (and label accuracy) of `eval_samples` fakes at each validation
         self.quality = quality
 
@@ -85,15 +114,22 @@ class GAN(L.LightningModule):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, labels if self.conditional else None)
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator that samples, is evaluated and is exported: the EMA one when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (B, C, H, W) in [-1, 1] from the generator in eval mode (BatchNorm uses running statistics)."""
-        was_training = self.generator.training
-        self.generator.eval()
+        """Images (B, C, H, W) in [-1, 1] from the sampling generator in eval mode (BatchNorm uses running
+        statistics)."""
+        generator = self.sampling_generator
+        was_training = generator.training
+        generator.eval()
         try:
-            return self(z, labels)
+            return generator(z, labels if self.conditional else None)
         finally:
-            self.generator.train(was_training)
+            generator.train(was_training)
 
     def fixed_samples(self) -> tuple[torch.Tensor, int]:
         """The fixed-noise samples and the number of columns to lay them out in."""
@@ -103,34 +139,60 @@ class GAN(L.LightningModule):
         real, real_labels = batch  # (B, C, H, W) in [-1, 1], (B,)
         real_labels = real_labels if self.conditional else None
         opt_g, opt_d = self.optimizers()
-        batch_size = real.shape[0]
-        z, fake_labels = self._noise(batch_size)
-        fake = self.generator(z, fake_labels)  # (B, C, H, W)
-        ones = torch.ones(batch_size, device=self.device)
-        zeros = torch.zeros(batch_size, device=self.device)
+        loss = self.hparams.loss
+        g_step = (batch_idx + 1) % self.hparams.d_steps == 0
+        z, fake_labels = self._noise(real.shape[0])
+        with torch.set_grad_enabled(g_step):  # the graph through G is only needed for a G step
+            fake = self.generator(z, fake_labels)  # (B, C, H, W)
 
-        # D step: maximise log D(x) + log(1 - D(G(z)))
+        # D step: real vs detached fake
         self.toggle_optimizer(opt_d)
         d_real = self.discriminator(real, real_labels)  # (B,) logits
         d_fake = self.discriminator(fake.detach(), fake_labels)
-        d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        d_loss = discriminator_loss(loss, d_real, d_fake)
+        logs = {"train/d_loss": d_loss.detach()}
+        if loss == "wgan-gp":
+            penalty = gradient_penalty(self.discriminator, real, fake, real_labels)
+            d_loss = d_loss + self.hparams.gp_weight * penalty
+            logs["train/gradient_penalty"] = penalty.detach()
         self._check_finite("d_loss", d_loss, batch_idx)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
-        # G step, non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
-        self.toggle_optimizer(opt_g)
-        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake, fake_labels), ones)
-        self._check_finite("g_loss", g_loss, batch_idx)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
+        if g_step:  # G step against the updated D
+            self.toggle_optimizer(opt_g)
+            g_loss = generator_loss(loss, self.discriminator(fake, fake_labels))
+            self._check_finite("g_loss", g_loss, batch_idx)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self._update_ema()
+            logs["train/g_loss"] = g_loss.detach()
 
-        self.log_dict({"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}, prog_bar=True)
-        self.log_dict({"train/d_real": torch.sigmoid(d_real.detach()).mean(), "train/d_fake": torch.sigmoid(d_fake.detach()).mean()})
+        self.log_dict(logs, prog_bar=True)
+        # D(x), D(G(z)): probabilities for BCE, raw critic scores for hinge and WGAN-GP
+        self.log_dict({"train/d_real": self._score(d_real.detach()), "train/d_fake": self._score(d_fake.detach())})
+
+    def _score(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits).mean() if self.hparams.loss == "bce" else logits.mean()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Blend the EMA generator towards G: w_ema <- d * w_ema + (1 - d) * w, with the decay warming up as
+        d = min(ema_decay, (1 + n) / (10 + n)) after n updates, so the average forgets the random initial
+        weights early. Buffers (BatchNorm running statistics) are copied."""
+        if self.generator_ema is None:
+            return
+        n = self.ema_updates.item()
+        decay = min(self.hparams.ema_decay, (1 + n) / (10 + n))
+        ema_params = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in self.generator.parameters()], 1.0 - decay)
+        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            ema_buffer.copy_(buffer)
+        self.ema_updates += 1
 
     def _check_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> None:
         """Stop before a NaN or inf loss reaches the weights, naming the step and the last good checkpoint."""
@@ -143,34 +205,57 @@ class GAN(L.LightningModule):
             f"(global step {self.global_step}); {resume}; try a lower optimizer.lr"
         )
 
+    def on_fit_start(self) -> None:
+        # Under DDP every rank starts from the same seed (and a resumed run from rank 0's saved RNG state): give
+        # each rank its own noise stream, derived deterministically from the common one.
+        if self.trainer.world_size > 1:
+            offset = int(torch.randint(2**31, ()).item())
+            torch.manual_seed(offset + self.global_rank)
+
     def on_validation_epoch_start(self) -> None:
-        # validation noise has its own seeded stream, so validating never shifts the training noise
-        self.val_rng = torch.Generator(device=self.device).manual_seed(self.hparams.sample_seed)
+        # validation noise has its own seeded stream (one per rank), so validating never shifts the training noise
+        seed = self.hparams.sample_seed + self.global_rank
+        self.val_rng = torch.Generator(device=self.device).manual_seed(seed)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real, real_labels = batch
         z, fake_labels = self._noise(real.shape[0], self.val_rng)
         d_real = self.discriminator(real, real_labels if self.conditional else None)
         d_fake = self.discriminator(self.generator(z, fake_labels), fake_labels)
-        self.log_dict({"val/d_real": torch.sigmoid(d_real).mean(), "val/d_fake": torch.sigmoid(d_fake).mean()})
+        self.log_dict({"val/d_real": self._score(d_real), "val/d_fake": self._score(d_fake)}, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         if self.quality is None or self.trainer.sanity_checking:
             return
+        # each rank scores its share of eval_samples; the metric's states are gathered over ranks in compute()
+        world, rank = self.trainer.world_size, self.global_rank
+        total = self.hparams.eval_samples
+        first, last = total * rank // world, total * (rank + 1) // world
         batch_size = self.quality.batch_size
-        for start in range(0, self.hparams.eval_samples, batch_size):
-            n = min(batch_size, self.hparams.eval_samples - start)
+        generator = self.sampling_generator  # in eval mode, as everything is during validation
+        for start in range(first, last, batch_size):
+            n = min(batch_size, last - start)
             z, _ = self._noise(n, self.val_rng)
-            # conditional: every digit asked for equally often
+            # conditional: every digit asked for equally often (over all ranks together)
             labels = torch.arange(start, start + n, device=self.device) % self.hparams.num_classes if self.conditional else None
-            self.quality.update(self.generator(z, labels), labels)
+            self.quality.update(generator(z, labels), labels)
         metrics = self.quality.compute()
         self.quality.reset()
         logged = {"fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy"}
+        # the same on every rank already (computed from the gathered states), so no further sync
         self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k in logged})
 
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            for network in (self.generator, self.discriminator, self.generator_ema):
+                if network is not None:
+                    network.compile()
+
     def configure_optimizers(self) -> list[Optimizer]:
-        return [self.optimizer_factory(self.generator.parameters()), self.optimizer_factory(self.discriminator.parameters())]
+        return [
+            self.optimizer_factories["generator"](self.generator.parameters()),
+            self.optimizer_factories["discriminator"](self.discriminator.parameters()),
+        ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # what `gan_lightning.checkpoint` needs to rebuild the networks without unpickling objects

@@ -29,3 +29,36 @@ def check_dims(noise_dim: int | None = None, num_classes: int = 0) -> None:
         raise ValueError(f"noise_dim must be positive, got {noise_dim}")
     if num_classes < 0:
         raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+
+
+CONDITIONINGS = ("concat", "projection")
+
+
+def check_conditioning(conditioning: str) -> None:
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"discriminator conditioning must be one of {', '.join(CONDITIONINGS)}, got {conditioning!r}")
+
+
+def apply_spectral_norm(module: nn.Module) -> None:
+    """Spectral normalisation (Miyato et al., 2018) on every conv and linear weight of `module`: each layer's
+    weight is divided by its largest singular value (one power iteration per training forward), so D is
+    1-Lipschitz per layer. Uses torch's parametrization, whose state (`weight.original`, `_u`, `_v`) is plain
+    tensors in the state dict."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(layer)
+
+
+class Projection(nn.Module):
+    """The projection discriminator's label term (Miyato & Koyama, 2018): <embed(y), h> for features h (B, D),
+    added to the unconditional logit. The embedding is a bias-free linear map of the one-hot label, so mixed
+    label vectors (morphs) project too."""
+
+    def __init__(self, num_classes: int, features: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Linear(num_classes, features, bias=False)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (self.embed(one_hot(labels, self.num_classes, h)) * h).sum(dim=1)  # (B,)

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gan_lightning.networks.common import check_dims, dcgan_init, one_hot
+from gan_lightning.networks.common import (
+    Projection,
+    apply_spectral_norm,
+    check_conditioning,
+    check_dims,
+    dcgan_init,
+    one_hot,
+)
 
 
 def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -49,27 +56,52 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, image_shape: Sequence[int], num_classes: int = 0, ndf: int = 64):
+    """Strided convs with LeakyReLU down to one logit per image.
+
+    `batch_norm` (the DCGAN recipe) or `spectral_norm` (SNGAN) stabilise D. For the conditional GAN,
+    `conditioning="concat"` feeds one-hot label maps with the image; `"projection"` adds <embed(y), h> to the
+    logit instead, h being the features the final layer sees (a projection discriminator).
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        num_classes: int = 0,
+        ndf: int = 64,
+        batch_norm: bool = True,
+        spectral_norm: bool = False,
+        conditioning: str = "concat",
+    ):
         super().__init__()
         check_dims(num_classes=num_classes)
+        check_conditioning(conditioning)
         channels, side, _ = _check_image_shape(image_shape)
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
+        self.concat_labels = num_classes if conditioning == "concat" else 0
         self.net = nn.Sequential(
-            # (B, C + K, side, side) -> (B, ndf, side/2, side/2); no BatchNorm on the input layer
-            nn.Conv2d(channels + num_classes, ndf, 4, 2, 1),
+            # (B, C [+ K], side, side) -> (B, ndf, side/2, side/2); no normalisation on the input layer
+            nn.Conv2d(channels + self.concat_labels, ndf, 4, 2, 1),
             nn.LeakyReLU(0.2, inplace=True),
             # -> (B, 2ndf, side/4, side/4)
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 2),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=not batch_norm),
+            *([nn.BatchNorm2d(ndf * 2)] if batch_norm else []),
             nn.LeakyReLU(0.2, inplace=True),
-            # -> (B, 1, 1, 1)
+            # -> (B, 1, 1, 1): a linear map of the (2ndf * side/4 * side/4) features
             nn.Conv2d(ndf * 2, 1, side // 4, 1, 0),
         )
+        features = ndf * 2 * (side // 4) ** 2
+        self.projection = Projection(num_classes, features) if num_classes and conditioning == "projection" else None
         self.apply(dcgan_init)
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.num_classes:
+        if self.concat_labels:
             b, _, h, w = x.shape
             maps = one_hot(labels, self.num_classes, x)[:, :, None, None].expand(b, self.num_classes, h, w)
             x = torch.cat([x, maps], dim=1)  # (B, C + K, H, W)
-        return self.net(x).view(-1)  # (B,) logits
+        features = self.net[:-1](x)  # (B, 2ndf, side/4, side/4)
+        logits = self.net[-1](features).view(-1)  # (B,)
+        if self.projection is not None:
+            logits = logits + self.projection(features.flatten(1), labels)
+        return logits

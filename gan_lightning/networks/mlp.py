@@ -6,7 +6,14 @@ from math import prod
 import torch
 from torch import nn
 
-from gan_lightning.networks.common import check_dims, dcgan_init, one_hot
+from gan_lightning.networks.common import (
+    Projection,
+    apply_spectral_norm,
+    check_conditioning,
+    check_dims,
+    dcgan_init,
+    one_hot,
+)
 
 
 class MLPGenerator(nn.Module):
@@ -41,7 +48,12 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Image (B, C, H, W) [+ one-hot label] -> Linear/LeakyReLU blocks -> one logit per image (B,)."""
+    """Image (B, C, H, W) [+ label] -> Linear/LeakyReLU blocks -> one logit per image (B,).
+
+    `spectral_norm` normalises every linear layer (SNGAN). For the conditional GAN, `conditioning="concat"`
+    appends the one-hot label to the pixels; `"projection"` adds <embed(y), h> to the logit, h being the
+    last hidden features.
+    """
 
     def __init__(
         self,
@@ -49,11 +61,15 @@ class MLPDiscriminator(nn.Module):
         num_classes: int = 0,
         hidden_dims: Sequence[int] = (512, 256),
         dropout: float = 0.0,
+        spectral_norm: bool = False,
+        conditioning: str = "concat",
     ):
         super().__init__()
         check_dims(num_classes=num_classes)
+        check_conditioning(conditioning)
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
-        layers, width = [], prod(self.image_shape) + num_classes
+        self.concat_labels = num_classes if conditioning == "concat" else 0
+        layers, width = [], prod(self.image_shape) + self.concat_labels
         for hidden in hidden_dims:
             layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2, inplace=True)]
             if dropout:
@@ -61,9 +77,16 @@ class MLPDiscriminator(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        self.projection = Projection(num_classes, width) if num_classes and conditioning == "projection" else None
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = x.flatten(1)  # (B, C*H*W)
-        if self.num_classes:
+        if self.concat_labels:
             h = torch.cat([h, one_hot(labels, self.num_classes, h)], dim=1)  # (B, C*H*W + K)
-        return self.net(h).view(-1)  # (B,) logits
+        features = self.net[:-1](h)  # (B, hidden_dims[-1])
+        logits = self.net[-1](features).view(-1)  # (B,)
+        if self.projection is not None:
+            logits = logits + self.projection(features, labels)
+        return logits

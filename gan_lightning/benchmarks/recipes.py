@@ -1,0 +1,132 @@
+"""The default recipes against the seed projects' recipes, for the same budget and seed, side by side.
+
+`python scripts/benchmark_recipes.py --epochs 10 --n 10000`
+
+Trains every (model, recipe) pair - `seed` is `experiment=seed_<model>`, `default` is `model=<model>` - for
+`--epochs` epochs with the same seed, scores n samples of each final generator with the bundled classifier,
+prints one table beside the real-data row, checks the targets, and writes `recipes.png`: each model's seed
+grid beside its default grid. A pair whose run folder already holds a finished run of the same overrides and
+budget is not trained again (`--retrain` forces it), so the table can be rebuilt, or runs done in parallel
+processes (`--runs dcgan/seed`) can be gathered.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_lightning.config import compose_config
+from gan_lightning.evaluate import evaluate_sampler, format_table
+from gan_lightning.metrics import reference_row
+from gan_lightning.sampling.outputs import sample_grid, save_png
+from gan_lightning.sampling.sampler import Sampler
+from gan_lightning.train import train
+
+MODELS = ("vanilla", "dcgan", "cgan")
+RECIPES = ("seed", "default")
+
+
+def overrides(model: str, recipe: str) -> list[str]:
+    return [f"experiment=seed_{model}"] if recipe == "seed" else [f"model={model}"]
+
+
+def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False) -> dict:
+    """Train one pair unless a finished run of the same overrides and budget is already in its folder; returns
+    what `result.json` records (overrides, epochs, seed, minutes, checkpoint)."""
+    folder = out / model / recipe
+    record = {"overrides": overrides(model, recipe), "epochs": epochs, "seed": seed}
+    result_file = folder / "result.json"
+    if result_file.exists() and not retrain:
+        done = json.loads(result_file.read_text())
+        if {k: done.get(k) for k in record} == record and Path(done["checkpoint"]).exists():
+            return done
+    cfg = compose_config([*record["overrides"], f"trainer.max_epochs={epochs}", f"seed={seed}",
+                          f"paths.output_dir={folder}", "trainer.enable_progress_bar=false"])
+    start = time.perf_counter()
+    train(cfg)
+    record.update(minutes=(time.perf_counter() - start) / 60, checkpoint=str(folder / "checkpoints" / "last.ckpt"))
+    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def check_targets(rows: dict[tuple[str, str], dict]) -> list[str]:
+    """The issue's targets, each as a PASS/FAIL line (only for the pairs that were run)."""
+    lines = []
+    if ("dcgan", "seed") in rows and ("dcgan", "default") in rows:
+        seed_fid, fid = rows["dcgan", "seed"]["fid"], rows["dcgan", "default"]["fid"]
+        lines.append(f"{'PASS' if fid <= seed_fid / 5 else 'FAIL'} default DCGAN FID {fid:.2f} <= seed DCGAN FID / 5 "
+                     f"({seed_fid / 5:.2f})")
+    if ("cgan", "default") in rows:
+        accuracy = rows["cgan", "default"]["label_accuracy"]
+        lines.append(f"{'PASS' if accuracy >= 0.98 else 'FAIL'} default cGAN label accuracy {accuracy:.4f} >= 0.98")
+    for (model, recipe), result in rows.items():
+        if recipe == "default":
+            share = result["min_class_share"]
+            lines.append(f"{'PASS' if share >= 0.07 else 'FAIL'} default {model}: every digit >= 7% of samples "
+                         f"(min {share:.3f})")
+    return lines
+
+
+def side_by_side(grids: dict[tuple[str, str], np.ndarray], models: list[str]) -> np.ndarray:
+    """One picture: a row per model, its seed grid on the left and its default grid on the right."""
+    rows = []
+    for model in models:
+        pair = [grids[model, recipe] for recipe in RECIPES if (model, recipe) in grids]
+        height = max(g.shape[0] for g in pair)
+        pair = [np.pad(g, ((0, height - g.shape[0]), (0, 0))) for g in pair]
+        gap = np.full((height, 12), 255, dtype=np.uint8)
+        rows.append(np.concatenate([x for g in pair for x in (g, gap)][:-1], axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 12), (0, width - r.shape[1])), constant_values=255) for r in rows]
+    return np.concatenate(rows)[:-12]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n", type=int, default=10000, help="samples scored per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", nargs="+", default=[f"{m}/{r}" for m in MODELS for r in RECIPES],
+                        help="MODEL/RECIPE pairs (recipe: seed or default)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/benchmark_recipes"), help="where the runs go")
+    parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is there")
+    parser.add_argument("--train-only", action="store_true", help="train the runs, print nothing")
+    args = parser.parse_args(argv)
+    pairs = []
+    for item in args.runs:
+        model, _, recipe = item.partition("/")
+        if model not in MODELS or recipe not in RECIPES:
+            parser.error(f"--runs takes MODEL/RECIPE with MODEL in {MODELS} and RECIPE in {RECIPES}, got {item!r}")
+        pairs.append((model, recipe))
+    if args.epochs < 1:
+        parser.error(f"--epochs must be positive, got {args.epochs}")
+
+    records = {pair: run(*pair, args.epochs, args.seed, args.out, args.retrain) for pair in pairs}
+    if args.train_only:
+        return
+    rows, grids = {}, {}
+    for pair, record in records.items():
+        sampler = Sampler.load(record["checkpoint"])
+        rows[pair] = evaluate_sampler(sampler, args.n, seed=args.seed)
+        images, labels = next(sampler.samples(80 if sampler.conditional else 64, seed=args.seed))
+        if labels is not None:
+            order = np.argsort(labels, kind="stable")
+            images, labels = images[order], labels[order]
+        grids[pair] = sample_grid(images, labels, sampler.num_classes if sampler.conditional else 0)
+    table = {f"{model}, {recipe} recipe": result for (model, recipe), result in rows.items()}
+    table[f"real data ({args.n} held-out)"] = reference_row(args.n, seed=args.seed)
+    print(f"\nSeed recipes vs default recipes: {args.epochs} epochs each, seed {args.seed}, CPU "
+          f"({torch.get_num_threads()} threads); {args.n} samples per row\n")
+    print(format_table(table))
+    print()
+    for (model, recipe), record in records.items():
+        print(f"{model}/{recipe}: {' '.join(record['overrides'])}, {record['minutes']:.1f} min; "
+              f"{record['checkpoint']}")
+    print("\n" + "\n".join(check_targets(rows)))
+    models = [m for m in MODELS if any((m, r) in grids for r in RECIPES)]
+    picture = args.out / "recipes.png"
+    save_png(side_by_side(grids, models), picture)
+    print(f"\nseed (left) vs default (right) grids, one row per model: {picture}")

@@ -1,0 +1,203 @@
+"""The recipe switches: losses, gradient penalty, spectral norm, generator EMA, TTUR, projection discriminator,
+D steps per G step, and the seed projects' recipes as experiments."""
+
+import pytest
+import torch
+
+from gan_lightning.checkpoint import export_generator, load_checkpoint, load_generator
+from gan_lightning.config import check_overrides, compose_config
+from gan_lightning.errors import UserError
+from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
+from gan_lightning.networks import DCGANDiscriminator, MLPDiscriminator
+from gan_lightning.train import build, train
+from tests.conftest import compose_run
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+# ---- losses ---------------------------------------------------------------------------------------------------
+
+def test_hinge_loss_only_counts_margin_violations():
+    d_real, d_fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])
+    # relu(1 - real) = [0, 0.5] -> 0.25; relu(1 + fake) = [0, 1] -> 0.5
+    assert discriminator_loss("hinge", d_real, d_fake).item() == pytest.approx(0.75)
+    assert generator_loss("hinge", d_fake).item() == pytest.approx(1.5)
+
+
+def test_wasserstein_critic_loss_is_the_score_gap():
+    d_real, d_fake = torch.tensor([3.0, 1.0]), torch.tensor([0.0, -2.0])
+    assert discriminator_loss("wgan-gp", d_real, d_fake).item() == pytest.approx(-3.0)
+    assert generator_loss("wgan-gp", d_fake).item() == pytest.approx(1.0)
+
+
+def test_bce_is_the_minimax_d_loss_and_the_non_saturating_g_loss():
+    d_real, d_fake = torch.tensor([0.0]), torch.tensor([0.0])  # D(x) = D(G(z)) = 0.5
+    assert discriminator_loss("bce", d_real, d_fake).item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item())
+    assert generator_loss("bce", torch.tensor([10.0])).item() < 1e-3  # -log D(G(z)): small when D is fooled
+
+
+def test_unknown_loss_is_refused():
+    with pytest.raises(ValueError, match="unknown GAN loss 'wgan'"):
+        discriminator_loss("wgan", torch.zeros(1), torch.zeros(1))
+
+
+class LinearCritic(torch.nn.Module):
+    """D(x) = <w, x>: its gradient is w everywhere, so the penalty is (||w|| - 1)^2 exactly."""
+
+    def __init__(self, norm: float):
+        super().__init__()
+        w = torch.randn(*IMAGE_SHAPE)
+        self.w = torch.nn.Parameter(w / w.norm() * norm)
+
+    def forward(self, x, labels=None):
+        return (x * self.w).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("norm", [0.5, 1.0, 3.0])
+def test_gradient_penalty_is_the_squared_distance_of_the_gradient_norm_from_one(norm):
+    critic = LinearCritic(norm)
+    real, fake = torch.rand(8, *IMAGE_SHAPE), torch.rand(8, *IMAGE_SHAPE)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx((norm - 1) ** 2, rel=1e-4, abs=1e-6)
+
+
+def test_gradient_penalty_is_computed_in_fp32_under_bf16_autocast():
+    critic = DCGANDiscriminator(IMAGE_SHAPE, batch_norm=False)
+    real, fake = torch.rand(4, *IMAGE_SHAPE), torch.rand(4, *IMAGE_SHAPE)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert critic(real).dtype == torch.bfloat16  # the surrounding precision really is bf16
+        penalty = gradient_penalty(critic, real, fake)
+    assert penalty.dtype == torch.float32
+    penalty.backward()  # differentiable w.r.t. D's weights (create_graph)
+    assert critic.net[0].weight.grad is not None and critic.net[0].weight.grad.abs().sum() > 0
+
+
+# ---- networks ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: DCGANDiscriminator(IMAGE_SHAPE, ndf=16, batch_norm=False, spectral_norm=True),
+    lambda: MLPDiscriminator(IMAGE_SHAPE, hidden_dims=(64, 32), spectral_norm=True),
+])
+def test_spectral_norm_bounds_every_layer_by_one(make):
+    torch.manual_seed(0)
+    discriminator = make().train()
+    for _ in range(30):  # power iterations run in training forwards
+        discriminator(torch.randn(4, *IMAGE_SHAPE))
+    layers = [m for m in discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.05)
+        original = torch.linalg.matrix_norm(layer.parametrizations.weight.original.detach().flatten(1), ord=2).item()
+        assert original != pytest.approx(1.0, abs=0.05)  # it is the normalisation that makes it 1
+
+
+@pytest.mark.parametrize("cls", [DCGANDiscriminator, MLPDiscriminator])
+def test_projection_discriminator_takes_the_label_by_projection_not_as_input(cls):
+    torch.manual_seed(0)
+    discriminator = cls(IMAGE_SHAPE, num_classes=10, conditioning="projection")
+    first = next(m for m in discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert (first.in_channels if isinstance(first, torch.nn.Conv2d) else first.in_features) == (
+        1 if cls is DCGANDiscriminator else 28 * 28)  # the image alone, no label maps
+    torch.nn.init.normal_(discriminator.projection.embed.weight, 0.0, 1.0)
+    x = torch.rand(1, *IMAGE_SHAPE).repeat(10, 1, 1, 1)
+    scores = discriminator.eval()(x, torch.arange(10))
+    assert scores.shape == (10,) and scores.unique().numel() == 10  # same image, a different score per digit
+    # a mixture of labels projects to the mixture of the scores (the embedding is linear in the one-hot vector)
+    mix = torch.zeros(1, 10)
+    mix[0, 3], mix[0, 7] = 0.25, 0.75
+    assert discriminator(x[:1], mix).item() == pytest.approx((0.25 * scores[3] + 0.75 * scores[7]).item(), rel=1e-4)
+
+
+def test_unknown_conditioning_is_refused():
+    with pytest.raises(ValueError, match="conditioning must be one of concat, projection"):
+        DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, conditioning="film")
+
+
+# ---- the GAN module -------------------------------------------------------------------------------------------
+
+def _gan(*overrides):
+    cfg = compose_config(["model.quality=null", *overrides])
+    return build(cfg, "model", image_shape=IMAGE_SHAPE, num_classes=10)
+
+
+def test_ema_update_blends_towards_the_generator_with_a_warm_up():
+    gan = _gan("model=vanilla", "model.ema_decay=0.999")
+    for p in gan.generator_ema.parameters():
+        p.data.zero_()
+    for p in gan.generator.parameters():
+        p.data.fill_(1.0)
+    gan._update_ema()  # first update: decay = min(0.999, 1/10) = 0.1
+    assert all(torch.allclose(p, torch.full_like(p, 0.9)) for p in gan.generator_ema.parameters())
+    gan.ema_updates.fill_(10**6)
+    gan._update_ema()  # long after: decay = 0.999
+    assert all(torch.allclose(p, torch.full_like(p, 0.9 * 0.999 + 0.001)) for p in gan.generator_ema.parameters())
+    # buffers (BatchNorm running statistics) are copied, not averaged
+    assert all(torch.equal(a, b) for a, b in zip(gan.generator_ema.buffers(), gan.generator.buffers()))
+
+
+def test_without_ema_there_is_no_average_generator():
+    gan = _gan("model=dcgan", "model.ema_decay=0")
+    assert gan.generator_ema is None and gan.sampling_generator is gan.generator
+
+
+def test_two_time_scale_learning_rates():
+    gan = _gan("model=dcgan", "optimizer.lr=1e-4", "optimizer.d_lr=4e-4", "optimizer.beta1=0.0", "optimizer.beta2=0.9")
+    opt_g, opt_d = gan.configure_optimizers()
+    assert opt_g.param_groups[0]["lr"] == 1e-4 and opt_d.param_groups[0]["lr"] == 4e-4
+    assert opt_g.param_groups[0]["betas"] == opt_d.param_groups[0]["betas"] == (0.0, 0.9)
+    # by default the discriminator follows the generator's learning rate
+    opt_g, opt_d = _gan("model=dcgan", "optimizer.lr=3e-4").configure_optimizers()
+    assert opt_d.param_groups[0]["lr"] == 3e-4
+
+
+def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
+    with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):
+        _gan("model=dcgan", "model.loss=wgan-gp")
+    with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):  # before a sweep starts, too
+        check_overrides(["model=dcgan", "model.loss=hinge,wgan-gp"])
+
+
+# ---- real runs ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides", [
+    ["model=dcgan", "model.loss=hinge", "model.discriminator.spectral_norm=true", "model.discriminator.batch_norm=false"],
+    ["model=vanilla", "model.loss=wgan-gp", "model.d_steps=2"],
+    ["model=cgan", "model.discriminator.conditioning=projection", "model.loss=hinge"],
+], ids=["dcgan-hinge-sn", "vanilla-wgan-gp", "cgan-projection"])
+def test_each_recipe_trains_a_few_real_batches(tmp_path, overrides):
+    metrics = train(compose_run(tmp_path, *overrides, "model.ema_decay=0.9"))
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics.items() if k.startswith("train/"))
+    assert "val/fid" in metrics
+
+
+def test_d_steps_takes_that_many_d_steps_per_g_step(tmp_path):
+    train(compose_run(tmp_path, "model=vanilla", "model.d_steps=3", "trainer.limit_train_batches=6"))
+    opt_g, opt_d = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["optimizer_states"]
+    assert opt_d["state"][0]["step"].item() == 6 and opt_g["state"][0]["step"].item() == 2
+
+
+def test_the_ema_generator_is_checkpointed_and_is_what_samples_and_exports(tmp_path):
+    train(compose_run(tmp_path, "model=cgan", "model.ema_decay=0.5"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(ckpt)["state_dict"]
+    ema = {k.removeprefix("generator_ema."): v for k, v in state.items() if k.startswith("generator_ema.")}
+    raw = {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}
+    assert ema.keys() == raw.keys() and state["ema_updates"].item() == 3
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema if k.endswith("weight"))
+    generator, _ = load_generator(ckpt)
+    assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())
+    exported, _ = load_generator(export_generator(ckpt, tmp_path / "generator.pt"))
+    assert all(torch.equal(v, ema[k]) for k, v in exported.state_dict().items())
+
+
+# ---- the seed projects' recipes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["vanilla", "dcgan", "cgan"])
+def test_seed_recipes_are_one_experiment_away(model):
+    cfg = compose_config([f"experiment=seed_{model}"])
+    assert cfg.model.loss == "bce" and cfg.model.ema_decay == 0 and cfg.model.noise_dim == 64
+    assert cfg.optimizer.lr == cfg.optimizer.d_lr == 2e-4 and (cfg.optimizer.beta1, cfg.optimizer.beta2) == (0.5, 0.999)
+    assert cfg.data.batch_size == 128 and cfg.model.conditional == (model == "cgan")
+    assert not cfg.model.discriminator.spectral_norm
+    if model != "vanilla":
+        assert cfg.model.discriminator.batch_norm and cfg.model.discriminator.conditioning == "concat"
