@@ -1,4 +1,7 @@
-"""Callbacks that write a run's pictures, and the checkpoints that let a stopped run carry on."""
+"""Callbacks that write a run's pictures, and the checkpoints that let a stopped run carry on.
+
+Under DDP every process runs them: pictures are made and written by rank 0 only; checkpoints are saved by all
+ranks together (`trainer.save_checkpoint` is collective; rank 0 writes the file)."""
 
 import logging
 import signal
@@ -111,7 +114,11 @@ class CheckpointOnInterrupt(L.Callback):
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if self._stop:
+        stop = self._stop
+        if trainer.world_size > 1:  # all ranks stop after the same batch, or the others wait for ever
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            self._stop = True
             raise StopRequested
 
     def _restore_sigint(self) -> None:

@@ -1,12 +1,15 @@
 """Training throughput of the project's Lightning loop against a bare PyTorch loop, side by side.
 
 Both loops train the same networks (built from the same config, same initial weights) on the same
-pre-cut batches with the same losses and optimizers; only the loop around them differs. Timing skips
-the first `warmup` batches of each run, and the two loops alternate over `repeats` rounds so machine
-noise hits both alike; the table reports medians.
+pre-cut batches with the same losses and optimizers; only the loop around them differs. On a GPU both
+run as `trainer=gpu` does: the batches lie on the GPU as uint8 before timing starts (the data module keeps the
+whole data set there) and are scaled there, under the precision that `trainer=gpu` sets (bf16 autocast);
+`--compile` compiles the networks in both. Timing skips the first `warmup` batches of each run, and the two
+loops alternate over `repeats` rounds so machine noise hits both alike; the table reports medians.
 """
 
 import argparse
+import contextlib
 import copy
 import statistics
 import tempfile
@@ -21,6 +24,10 @@ from hydra.utils import instantiate
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import to_unit_range
+
+# Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
+PRECISIONS = {"32-true": (None, False), "32": (None, False), "bf16-mixed": (torch.bfloat16, False),
+              "16-mixed": (torch.float16, True)}
 
 
 class BatchList:
@@ -43,11 +50,20 @@ class FixedBatches(MNISTDataModule):
         super().__init__(**kwargs)
         self.batches = batches
 
+    def setup(self, stage: str | None = None) -> None:  # the batches are given: nothing to load
+        pass
+
     def train_dataloader(self):
         return BatchList(self.batches)
 
     def val_dataloader(self):
         return []
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on a GPU, so that a clock reading means the work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class BatchTimer(L.Callback):
@@ -56,54 +72,68 @@ class BatchTimer(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == self.warmup:
+            synchronize(pl_module.device)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx == trainer.num_training_batches - 1:
+            synchronize(pl_module.device)
         self.end = time.perf_counter()
 
 
-def bare_loop(gan, batches, warmup: int, device: torch.device) -> float:
-    """The same D and G steps as `GAN.training_step`, in plain PyTorch. Returns seconds after warm-up."""
+def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = "32-true", compile: bool = False) -> float:
+    """The same D and G steps as `GAN.training_step`, in plain PyTorch, under the same `precision` (Lightning's
+    names). Returns seconds after warm-up."""
+    autocast_dtype, scaling = PRECISIONS[str(precision)]
     generator, discriminator = gan.generator.to(device).train(), gan.discriminator.to(device).train()
+    if compile:
+        generator.compile(), discriminator.compile()
     opt_g, opt_d = gan.configure_optimizers()
+    # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
+    scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
     for i, (images, labels) in enumerate(batches):
         if i == warmup:
+            synchronize(device)
             start = time.perf_counter()
-        real, labels = to_unit_range(images.to(device)), labels.to(device)
-        batch_size = real.shape[0]
-        z = torch.randn(batch_size, noise_dim, device=device)
-        fake_labels = torch.randint(0, num_classes, (batch_size,), device=device) if conditional else None
-        real_labels = labels if conditional else None
-        fake = generator(z, fake_labels)
-        ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
+        autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:  # Lightning runs the whole training_step, backward included, under autocast
+            real, labels = to_unit_range(images.to(device)), labels.to(device)
+            batch_size = real.shape[0]
+            z = torch.randn(batch_size, noise_dim, device=device)
+            fake_labels = torch.randint(0, num_classes, (batch_size,), device=device) if conditional else None
+            real_labels = labels if conditional else None
+            fake = generator(z, fake_labels)
+            ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
 
-        for p in generator.parameters():
-            p.requires_grad_(False)
-        d_real, d_fake = discriminator(real, real_labels), discriminator(fake.detach(), fake_labels)
-        d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        for p in generator.parameters():
-            p.requires_grad_(True)
+            for p in generator.parameters():
+                p.requires_grad_(False)
+            d_real, d_fake = discriminator(real, real_labels), discriminator(fake.detach(), fake_labels)
+            d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(d_loss).backward()
+            scaler.step(opt_d)
+            scaler.update()
+            for p in generator.parameters():
+                p.requires_grad_(True)
 
-        for p in discriminator.parameters():
-            p.requires_grad_(False)
-        g_loss = F.binary_cross_entropy_with_logits(discriminator(fake, fake_labels), ones)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        for p in discriminator.parameters():
-            p.requires_grad_(True)
+            for p in discriminator.parameters():
+                p.requires_grad_(False)
+            g_loss = F.binary_cross_entropy_with_logits(discriminator(fake, fake_labels), ones)
+            opt_g.zero_grad(set_to_none=True)
+            scaler.scale(g_loss).backward()
+            scaler.step(opt_g)
+            scaler.update()
+            for p in discriminator.parameters():
+                p.requires_grad_(True)
         # what the Lightning loop logs each step costs a host sync on a GPU; the bare loop pays it too
         d_loss.item(), g_loss.item()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return time.perf_counter() - start
 
 
-def lightning_loop(gan, cfg, batches, warmup: int, output_dir: Path) -> float:
+def lightning_loop(gan, cfg, batches, warmup: int) -> float:
     """The project's loop: the configured Trainer, logger and callbacks, on the given batches."""
     timer = BatchTimer(warmup)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer]
@@ -113,30 +143,40 @@ def lightning_loop(gan, cfg, batches, warmup: int, output_dir: Path) -> float:
     return timer.end - timer.start
 
 
-def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: int, accelerator: str) -> list[dict]:
-    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: int, device: str = "cpu",
+              compile: bool = False) -> list[dict]:
+    """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`)."""
+    device = torch.device(device)
     dm = MNISTDataModule(batch_size=batch_size)
     dm.setup()
     loader = iter(dm.train_dataloader())
-    batches = [next(loader) for _ in range(num_batches)]
+    # on a GPU the data already lies there, as the data module keeps it under trainer=gpu
+    batches = [tuple(t.to(device) for t in next(loader)) for _ in range(num_batches)]
     timed_images = (num_batches - warmup) * batch_size
     rows = []
     for model in models:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = compose_config([
                 f"model={model}", f"data.batch_size={batch_size}", f"paths.output_dir={tmp}",
+                "trainer=gpu" if device.type == "cuda" else "trainer=cpu",
                 "trainer.max_epochs=1", f"trainer.limit_train_batches={num_batches}", "trainer.limit_val_batches=0",
-                "~callbacks.best_checkpoint",
-                f"trainer.accelerator={accelerator}", "trainer.enable_model_summary=false",
+                "~callbacks.best_checkpoint", "trainer.enable_model_summary=false",
+                *(["model.compile=true"] if compile else []),
             ])
+            precision = str(cfg.trainer.precision)
+            if precision not in PRECISIONS:
+                raise SystemExit(f"error: trainer.precision={precision}: the bare loop knows {', '.join(PRECISIONS)}")
+            if device.type == "cuda":  # what the Trainer sets from trainer.benchmark, for the bare loop too
+                torch.backends.cudnn.benchmark = bool(cfg.trainer.benchmark)
             torch.manual_seed(0)
             initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
             bare, project = [], []
             for _ in range(repeats):
-                bare.append(bare_loop(copy.deepcopy(initial), batches, warmup, device))
-                project.append(lightning_loop(copy.deepcopy(initial), cfg, batches, warmup, Path(tmp)))
+                bare.append(bare_loop(copy.deepcopy(initial), batches, warmup, device, precision, compile))
+                project.append(lightning_loop(copy.deepcopy(initial), cfg, batches, warmup))
         bare_rate, project_rate = timed_images / statistics.median(bare), timed_images / statistics.median(project)
-        rows.append({"model": model, "bare": bare_rate, "lightning": project_rate, "ratio": project_rate / bare_rate})
+        rows.append({"model": model, "bare": bare_rate, "lightning": project_rate, "ratio": project_rate / bare_rate,
+                     "precision": precision})
     return rows
 
 
@@ -147,15 +187,21 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches per run, warm-up included")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
+    default_devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    parser.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=default_devices,
+                        help="where to train: cpu as trainer=cpu, cuda as trainer=gpu (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true", help="compile the networks (model.compile=true)")
     args = parser.parse_args(argv)
     if not 0 <= args.warmup < args.batches:
         parser.error("--warmup must be smaller than --batches")
-    rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, args.accelerator)
-    device = torch.cuda.get_device_name() if args.accelerator == "gpu" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\nTraining throughput, images/s ({device}; batch {args.batch_size}, "
-          f"median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
-    print("| model | bare PyTorch loop | gan-lightning loop | ratio |")
-    print("|---|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['model']} | {row['bare']:.0f} | {row['lightning']:.0f} | {row['ratio']:.2f} |")
+    if "cuda" in args.device and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU here")
+    for device in args.device:
+        rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, device, args.compile)
+        name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        print(f"\nTraining throughput, images/s ({name}, {rows[0]['precision']}{', compiled' if args.compile else ''}; "
+              f"batch {args.batch_size}, median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
+        print("| model | bare PyTorch loop | gan-lightning loop | ratio |")
+        print("|---|---:|---:|---:|")
+        for row in rows:
+            print(f"| {row['model']} | {row['bare']:.0f} | {row['lightning']:.0f} | {row['ratio']:.2f} |")

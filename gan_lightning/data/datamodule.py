@@ -2,22 +2,25 @@
 
 Batches travel as uint8 (four times smaller than float) and are scaled to [-1, 1], to match the
 generator's Tanh, after they reach the device; the optional random-rotation augmentation runs there too,
-on whole batches.
+on whole batches. Training on a GPU, the whole uint8 set (47 MB) moves there once and batches are cut
+there, so no batch crosses the bus. Under DDP each process (rank) takes its own share of every epoch's
+batches: the samplers here split the data themselves, so Lightning does not add a `DistributedSampler`.
 """
 
 import math
+import warnings
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.errors import UserError
 
 
 class TensorBatches(Dataset):
-    """Indexable by a list of indices, so a `BatchSampler` cuts a whole batch with one tensor gather."""
+    """Indexable by a tensor of indices, so a batch sampler cuts a whole batch with one tensor gather."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels = images, labels
@@ -44,13 +47,30 @@ def random_rotation(images: torch.Tensor, max_degrees: float, generator=None) ->
     return F.grid_sample(images + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
 
-class EpochShuffledBatches(Sampler[list[int]]):
+class EpochShuffledBatches(DistributedSampler):
     """Batches of indices in an order that depends only on (seed, epoch), so an epoch can be replayed exactly;
-    after `skip(n)` the next pass starts at batch n of the epoch (resuming mid-epoch)."""
+    after `skip(n)` the next pass starts at batch n of the epoch (resuming mid-epoch).
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, drop_last: bool = True):
-        self.num_samples, self.batch_size, self.seed, self.drop_last = num_samples, batch_size, seed, drop_last
-        self.epoch = 0
+    With `num_replicas` processes, rank r takes samples r, r + num_replicas, ... of the epoch's order (as
+    `DistributedSampler` does, which is why Lightning leaves it in place), so the ranks' batches are disjoint,
+    and together the first `len(self) * batch_size * num_replicas` samples of the order; every rank has the
+    same number of batches. `drop_last=False` (validation) pads the order with its first samples instead, so
+    that every sample is seen. `shuffle=False`: the order is 0, 1, 2, ...; `device`: where the index tensors
+    are made, so that cutting a batch from data on a GPU needs no copy from the host."""
+
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        seed: int,
+        drop_last: bool = True,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+        device: torch.device | str = "cpu",
+    ):
+        super().__init__(range(dataset_size), num_replicas, rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.dataset_size, self.batch_size, self.device = dataset_size, batch_size, torch.device(device)
         self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:  # Lightning calls it at the start of every epoch
@@ -62,15 +82,26 @@ class EpochShuffledBatches(Sampler[list[int]]):
         self._skip = batches
 
     def __len__(self) -> int:
-        return self.num_samples // self.batch_size if self.drop_last else math.ceil(self.num_samples / self.batch_size)
+        # DistributedSampler's num_samples: the samples of each rank, dataset_size // num_replicas with
+        # drop_last, else rounded up
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
 
     def __iter__(self):
-        # the order is drawn when the first batch is asked for, i.e. after Lightning's set_epoch
-        rng = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
-        order = torch.randperm(self.num_samples, generator=rng)
+        # the order is drawn when the first batch is asked for, i.e. after Lightning's set_epoch; on the CPU
+        # whatever the device, so it is the same everywhere
+        if self.shuffle:
+            rng = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
+            order = torch.randperm(self.dataset_size, generator=rng)
+        else:
+            order = torch.arange(self.dataset_size)
+        if self.total_size > self.dataset_size:  # drop_last=False: pad with the first samples
+            order = torch.cat([order, order[: self.total_size - self.dataset_size]])
+        mine = order[self.rank : self.total_size : self.num_replicas].to(self.device)  # (num_samples,)
         start, self._skip = self._skip, 0
         for b in range(start, len(self)):
-            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+            yield mine[b * self.batch_size : (b + 1) * self.batch_size]  # (B,) int64
 
 
 class ResumableLoader(DataLoader):
@@ -91,13 +122,19 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         batches = self.sampler
-        return {"seed": batches.seed, "epoch": batches.epoch, "batches": self.batches_handed_out}
+        state = {"seed": batches.seed, "epoch": batches.epoch, "batches": self.batches_handed_out}
+        if batches.num_replicas > 1:  # batches per rank, under DDP
+            state["num_replicas"] = batches.num_replicas
+        return state
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         batches = self.sampler
         batches.seed = state["seed"]
         batches.set_epoch(state["epoch"])
-        batches.skip(state["batches"] % max(len(batches), 1))
+        # the ranks together have trained on the first `done` samples of the epoch's order, whatever their
+        # number, so a run resumed on a different number of processes skips (about) the same samples
+        done = state["batches"] * batches.batch_size * state.get("num_replicas", 1)
+        batches.skip(done // (batches.batch_size * batches.num_replicas) % max(len(batches), 1))
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -112,6 +149,7 @@ class MNISTDataModule(L.LightningDataModule):
         shuffle_seed: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        on_device: bool | None = None,
     ):
         super().__init__()
         if batch_size <= 0:
@@ -122,12 +160,24 @@ class MNISTDataModule(L.LightningDataModule):
             raise UserError(f"data.rotation must be between 0 and 180 degrees, got {rotation}")
         if download and data_dir is None:
             raise UserError("data.download=true needs data.data_dir: the folder to download MNIST into")
+        if on_device and num_workers > 0:
+            raise UserError(f"data.on_device=true cuts batches in the training process: it needs data.num_workers=0, "
+                            f"got {num_workers}")
         self.data_dir, self.download = data_dir, download
         self.batch_size, self.val_size, self.split_seed = batch_size, val_size, split_seed
         self.rotation, self.num_workers, self.pin_memory = rotation, num_workers, pin_memory
         # the training order of epoch e is a permutation seeded by shuffle_seed + e; None: torch's initial
-        # seed, i.e. the run's `seed` after seed_everything (and a random one in an unseeded run)
+        # seed, i.e. the run's `seed` after seed_everything (and a random one in an unseeded run), rank 0's
+        # under DDP
         self.shuffle_seed = shuffle_seed
+        # keep the whole data set on the training device (a GPU) and cut batches there; None: on a GPU when
+        # batches are cut in the training process (num_workers=0)
+        self.on_device = on_device
+        # which share of the batches this process takes, the seed of the order, where the data set lies:
+        # set from the trainer in `setup`
+        self.rank, self.num_replicas = 0, 1
+        self.order_seed: int | None = None
+        self.data_device = torch.device("cpu")
         self.train_set: TensorBatches | None = None
         self.val_set: TensorBatches | None = None
 
@@ -139,8 +189,24 @@ class MNISTDataModule(L.LightningDataModule):
             MNIST(self.data_dir, train=False, download=True)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
+        if self.train_set is None:
+            self._load()
+        if self.trainer is None:
             return
+        self.rank, self.num_replicas = self.trainer.global_rank, self.trainer.world_size
+        # one data order for all ranks, also in an unseeded run (where each process has its own initial seed)
+        seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
+        self.order_seed = self.trainer.strategy.broadcast(seed, src=0)
+        device = self.trainer.strategy.root_device
+        on_device = self.on_device if self.on_device is not None else device.type == "cuda" and self.num_workers == 0
+        if on_device and device != self.data_device:
+            self.data_device = device
+            # Lightning's advice to add loader workers does not apply to batches cut on the GPU
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            self.train_set = TensorBatches(self.train_set.images.to(device), self.train_set.labels.to(device))
+            self.val_set = TensorBatches(self.val_set.images.to(device), self.val_set.labels.to(device))
+
+    def _load(self) -> None:
         images, labels = load_mnist("train", self.data_dir)
         if self.val_size >= len(labels):
             raise UserError(f"data.val_size={self.val_size} leaves no training images (the set has {len(labels)})")
@@ -163,7 +229,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.setup()
         return int(self.train_set.labels.max()) + 1
 
-    def _loader(self, dataset: TensorBatches, batches: Sampler[list[int]], seed: int, loader=DataLoader):
+    def _loader(self, dataset: TensorBatches, batches: EpochShuffledBatches, seed: int, loader=DataLoader):
+        on_device = self.data_device.type != "cpu"
         return loader(
             dataset,
             batch_size=None,  # the sampler yields whole batches of indices
@@ -171,19 +238,26 @@ class MNISTDataModule(L.LightningDataModule):
             # its own generator: a DataLoader otherwise draws its workers' base seed from torch's global RNG at
             # every iter(), which would shift the training noise between a run and its resumed copy
             generator=torch.Generator().manual_seed(seed),
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            num_workers=0 if on_device else self.num_workers,
+            pin_memory=self.pin_memory and not on_device,
+            persistent_workers=self.num_workers > 0 and not on_device,
+        )
+
+    def _batches(self, dataset: TensorBatches, seed: int, train: bool) -> EpochShuffledBatches:
+        return EpochShuffledBatches(
+            len(dataset), self.batch_size, seed, drop_last=train, shuffle=train,
+            num_replicas=self.num_replicas, rank=self.rank, device=self.data_device,
         )
 
     def train_dataloader(self) -> ResumableLoader:
-        seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
-        batches = EpochShuffledBatches(len(self.train_set), self.batch_size, seed, drop_last=True)
-        return self._loader(self.train_set, batches, seed, ResumableLoader)
+        seed = self.order_seed
+        if seed is None:  # not set up by a trainer
+            seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
+        return self._loader(self.train_set, self._batches(self.train_set, seed, train=True), seed, ResumableLoader)
 
     def val_dataloader(self) -> DataLoader:
-        batches = BatchSampler(SequentialSampler(self.val_set), self.batch_size, drop_last=False)
-        return self._loader(self.val_set, batches, self.split_seed)
+        # every rank its share of the validation set (padded to equal shares with its first images)
+        return self._loader(self.val_set, self._batches(self.val_set, self.split_seed, train=False), self.split_seed)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

@@ -97,7 +97,9 @@ class ClassifierOutputs(Metric):
 
     def compute(self) -> tuple[Tensor, Tensor | None]:
         probs = dim_zero_cat(self.probs)  # (N, K)
-        if isinstance(self.requested, list) and not self.requested:
+        # no labels: an empty list, or an empty tensor once synced over DDP ranks
+        no_labels = not self.requested if isinstance(self.requested, list) else self.requested.numel() == 0
+        if no_labels:
             return probs, None
         requested = dim_zero_cat(self.requested)  # (N,)
         if len(requested) != len(probs):
@@ -165,8 +167,11 @@ class GANQuality(nn.Module):
             self.outputs.update(probs, None if requested is None else requested.to(self.device))
 
     def _add_real_images(self) -> None:
-        """Featurize the MNIST test set once; both metrics keep these features across reset()."""
+        """Featurize the MNIST test set once; both metrics keep these features across reset(). Under DDP each
+        rank takes its share of the test set, so the states synced over ranks hold it exactly once."""
         images, _ = load_mnist("test")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            images = images[torch.distributed.get_rank() :: torch.distributed.get_world_size()]
         for batch in images.split(self.batch_size):
             real = to_model_range(batch).to(self.device)  # (b, 1, 28, 28)
             with self.classifier.sharing_passes():

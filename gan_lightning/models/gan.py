@@ -196,7 +196,8 @@ class GAN(L.LightningModule):
 
     def _check_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> None:
         """Stop before a NaN or inf loss reaches the weights, naming the step and the last good checkpoint."""
-        if torch.isfinite(loss):
+        # every rank decides together: a rank that stopped alone would leave the others waiting in an all-reduce
+        if self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             return
         last = next((cb.saved for cb in self.trainer.callbacks if isinstance(cb, LastCheckpoint) and cb.saved), None)
         resume = f"last good checkpoint: {last}" if last else "no checkpoint was saved yet"
@@ -208,7 +209,7 @@ class GAN(L.LightningModule):
     def on_fit_start(self) -> None:
         # Under DDP every rank starts from the same seed (and a resumed run from rank 0's saved RNG state): give
         # each rank its own noise stream, derived deterministically from the common one.
-        if self.trainer.world_size > 1:
+        if self.trainer.world_size > 1 and not getattr(self, "_restored_rank_rng", False):
             offset = int(torch.randint(2**31, ()).item())
             torch.manual_seed(offset + self.global_rank)
 
@@ -260,14 +261,29 @@ class GAN(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # what `gan_lightning.checkpoint` needs to rebuild the networks without unpickling objects
         checkpoint["networks"] = self.networks
-        # the state of the training noise (and rotation) stream, so a resumed run draws what this one would have
+        # the state of the training noise (and rotation) stream, so a resumed run draws what this one would have;
+        # under DDP (this hook runs on every rank) each rank's own state, gathered into rank 0's checkpoint
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self._trainer is not None and self.trainer.world_size > 1:
+            checkpoint["rng"]["torch_per_rank"] = self.all_gather(torch.get_rng_state().to(self.device)).cpu()
+            if self.device.type == "cuda":
+                cuda_state = torch.cuda.get_rng_state(self.device).to(self.device)
+                checkpoint["rng"]["cuda_per_rank"] = self.all_gather(cuda_state).cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # called before training resumes (the sanity check runs with the RNG isolated)
         rng = checkpoint.get("rng") or {}
+        world = self.trainer.world_size if self._trainer is not None else 1
+        per_rank = rng.get("torch_per_rank")
+        if world > 1 and per_rank is not None and len(per_rank) == world:
+            torch.set_rng_state(per_rank[self.global_rank].cpu())
+            self._restored_rank_rng = True  # on_fit_start keeps it rather than re-seeding
+            cuda_per_rank = rng.get("cuda_per_rank")
+            if cuda_per_rank is not None and len(cuda_per_rank) == world and self.device.type == "cuda":
+                torch.cuda.set_rng_state(cuda_per_rank[self.global_rank].cpu(), self.device)
+            return
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
         if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
