@@ -19,6 +19,7 @@ from gan_lightning.callbacks import LAST, CheckpointOnInterrupt
 from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.config import CONFIG_DIR, check_overrides, validate
 from gan_lightning.errors import UserError, fail
+from gan_lightning.sweeps import run_job
 
 log = logging.getLogger(__name__)
 # The quality metrics' classifier is frozen in eval mode on purpose; Lightning would warn about it every run.
@@ -108,7 +109,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
-        metrics = train(cfg)
+        metrics = run_job(cfg, train)  # train(cfg), its outcome written to metrics.json for sweep summaries
     except UserError as e:
         fail(e)
     except TrainingInterrupted as e:
