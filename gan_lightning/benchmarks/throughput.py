@@ -14,16 +14,15 @@ import copy
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import to_unit_range
+from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
 PRECISIONS = {"32-true": (None, False), "32": (None, False), "bf16-mixed": (torch.bfloat16, False),
@@ -85,32 +84,37 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     """The same D and G steps as `GAN.training_step`, in plain PyTorch, under the same `precision` (Lightning's
     names). Returns seconds after warm-up."""
     autocast_dtype, scaling = PRECISIONS[str(precision)]
-    generator, discriminator = gan.generator.to(device).train(), gan.discriminator.to(device).train()
+    gan.to(device)
+    generator, discriminator = gan.generator.train(), gan.discriminator.train()
     if compile:
         generator.compile(), discriminator.compile()
     opt_g, opt_d = gan.configure_optimizers()
     # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
+    loss, d_steps = gan.hparams.loss, gan.hparams.d_steps
     for i, (images, labels) in enumerate(batches):
         if i == warmup:
             synchronize(device)
             start = time.perf_counter()
         autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                     else contextlib.nullcontext())
+        g_step = (i + 1) % d_steps == 0
         with autocast:  # Lightning runs the whole training_step, backward included, under autocast
             real, labels = to_unit_range(images.to(device)), labels.to(device)
             batch_size = real.shape[0]
             z = torch.randn(batch_size, noise_dim, device=device)
             fake_labels = torch.randint(0, num_classes, (batch_size,), device=device) if conditional else None
             real_labels = labels if conditional else None
-            fake = generator(z, fake_labels)
-            ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
+            with torch.set_grad_enabled(g_step):
+                fake = generator(z, fake_labels)
 
             for p in generator.parameters():
                 p.requires_grad_(False)
             d_real, d_fake = discriminator(real, real_labels), discriminator(fake.detach(), fake_labels)
-            d_loss = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+            d_loss = discriminator_loss(loss, d_real, d_fake)
+            if loss == "wgan-gp":
+                d_loss = d_loss + gan.hparams.gp_weight * gradient_penalty(discriminator, real, fake, real_labels)
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(d_loss).backward()
             scaler.step(opt_d)
@@ -118,17 +122,21 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             for p in generator.parameters():
                 p.requires_grad_(True)
 
-            for p in discriminator.parameters():
-                p.requires_grad_(False)
-            g_loss = F.binary_cross_entropy_with_logits(discriminator(fake, fake_labels), ones)
-            opt_g.zero_grad(set_to_none=True)
-            scaler.scale(g_loss).backward()
-            scaler.step(opt_g)
-            scaler.update()
-            for p in discriminator.parameters():
-                p.requires_grad_(True)
+            if g_step:
+                for p in discriminator.parameters():
+                    p.requires_grad_(False)
+                g_loss = generator_loss(loss, discriminator(fake, fake_labels))
+                opt_g.zero_grad(set_to_none=True)
+                scaler.scale(g_loss).backward()
+                scaler.step(opt_g)
+                scaler.update()
+                for p in discriminator.parameters():
+                    p.requires_grad_(True)
+                gan._update_ema()  # the generator EMA, when the recipe keeps one
         # what the Lightning loop logs each step costs a host sync on a GPU; the bare loop pays it too
-        d_loss.item(), g_loss.item()
+        d_loss.item()
+        if g_step:
+            g_loss.item()
     synchronize(device)
     return time.perf_counter() - start
 

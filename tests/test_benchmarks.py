@@ -1,0 +1,69 @@
+"""The benchmarks measure what they claim: the bare loop does the project's steps, the recipe table's checks."""
+
+import copy
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gan_lightning.benchmarks.recipes import check_targets, side_by_side
+from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop
+from gan_lightning.config import compose_config
+from gan_lightning.data import MNISTDataModule
+
+
+@pytest.mark.parametrize("recipe", [
+    [],
+    ["model.loss=hinge", "model.discriminator.spectral_norm=true", "model.ema_decay=0.99", "model.d_steps=2"],
+    ["model.loss=wgan-gp", "optimizer.d_lr=4e-4"],
+], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur"])
+def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
+    """Same initial weights, same batches, same seed: both loops end with the same weights, so the throughput
+    benchmark compares like with like."""
+    dm = MNISTDataModule(batch_size=16)
+    dm.setup()
+    loader = iter(dm.train_dataloader())
+    batches = [next(loader) for _ in range(4)]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose_config(["model=vanilla", *recipe, "data.batch_size=16", f"paths.output_dir={tmp}",
+                              "trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+                              "trainer.limit_val_batches=0", "~callbacks.best_checkpoint", "model.quality=null",
+                              "trainer.enable_model_summary=false"])
+        torch.manual_seed(0)
+        initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
+        bare, project = copy.deepcopy(initial), copy.deepcopy(initial)
+        torch.manual_seed(1)
+        bare_loop(bare, batches, warmup=1, device=torch.device("cpu"))
+        torch.manual_seed(1)
+        lightning_loop(project, cfg, batches, warmup=1)
+    mine, theirs = bare.state_dict(), project.state_dict()
+    assert mine.keys() == theirs.keys()
+    changed = [k for k in mine if not torch.equal(mine[k], initial.state_dict()[k])]
+    assert changed  # training happened
+    for key in mine:
+        torch.testing.assert_close(mine[key], theirs[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_recipe_targets_pass_and_fail_on_the_issue_thresholds():
+    shares = {"min_class_share": 0.08}
+    rows = {("dcgan", "seed"): {"fid": 100.0, **shares}, ("dcgan", "default"): {"fid": 20.0, **shares},
+            ("cgan", "default"): {"label_accuracy": 0.979, "min_class_share": 0.1}}
+    lines = check_targets(rows)
+    assert lines[0].startswith("PASS default DCGAN FID 20.00")
+    assert lines[1].startswith("FAIL default cGAN label accuracy 0.9790")
+    assert all(line.startswith("PASS") for line in lines[2:]) and len(lines) == 4
+    rows["dcgan", "default"]["fid"] = 20.5
+    rows["dcgan", "default"]["min_class_share"] = 0.069
+    lines = check_targets(rows)
+    assert lines[0].startswith("FAIL") and lines[2].startswith("FAIL default dcgan")
+
+
+def test_side_by_side_puts_each_models_seed_grid_left_of_its_default_grid():
+    grids = {("dcgan", "seed"): np.full((10, 20), 1, np.uint8), ("dcgan", "default"): np.full((10, 20), 2, np.uint8),
+             ("cgan", "seed"): np.full((14, 20), 3, np.uint8), ("cgan", "default"): np.full((14, 20), 4, np.uint8)}
+    picture = side_by_side(grids, ["dcgan", "cgan"])
+    assert picture.shape == (10 + 12 + 14, 20 + 12 + 20)
+    assert (picture[:10, :20] == 1).all() and (picture[:10, 32:] == 2).all()
+    assert (picture[22:, :20] == 3).all() and (picture[22:, 32:] == 4).all()
