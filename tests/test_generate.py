@@ -74,8 +74,9 @@ def test_samples_are_the_generator_outputs_with_black_background_at_zero(trained
 
 def test_a_generator_that_draws_only_background_gives_black_images(trained_run, tmp_path):
     checkpoint = load_checkpoint(ckpt(trained_run, "dcgan"))
-    last_bias = [k for k in checkpoint["state_dict"] if k.startswith("generator.") and k.endswith(".bias")][-1]
-    checkpoint["state_dict"][last_bias].fill_(-50.0)  # tanh(-50) = -1 everywhere
+    for prefix in ("generator.", "generator_ema."):  # the trained weights and their moving average alike
+        last_bias = [k for k in checkpoint["state_dict"] if k.startswith(prefix) and k.endswith(".bias")][-1]
+        checkpoint["state_dict"][last_bias].fill_(-50.0)  # tanh(-50) = -1 everywhere
     torch.save({"networks": checkpoint["networks"], "state_dict": checkpoint["state_dict"]}, tmp_path / "dark.pt")
     out = generate(tmp_path / "dark.pt", tmp_path / "out", "n=4")
     assert (np.load(out / "samples.npz")["images"] == 0).all()
@@ -117,7 +118,8 @@ def label_sensitive(trained_run, tmp_path) -> Path:
     """The cGAN checkpoint with its generator's label weights scaled up: after a few training batches the
     label barely changes the image; here it must, so a test can tell digits and label mixtures apart."""
     checkpoint = load_checkpoint(ckpt(trained_run, "cgan"))
-    checkpoint["state_dict"]["generator.net.0.weight"][-10:] *= 100.0  # (noise_dim + 10, ...): the one-hot rows
+    for prefix in ("generator.", "generator_ema."):  # the trained weights and their moving average alike
+        checkpoint["state_dict"][f"{prefix}net.0.weight"][-10:] *= 100.0  # (noise_dim + 10, ...): the one-hot rows
     path = tmp_path / "label_sensitive.pt"
     torch.save({"networks": checkpoint["networks"], "state_dict": checkpoint["state_dict"]}, path)
     return path

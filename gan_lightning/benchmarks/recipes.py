@@ -7,7 +7,7 @@ Trains every (model, recipe) pair - `seed` is `experiment=seed_<model>`, `defaul
 prints one table beside the real-data row, checks the targets, and writes `recipes.png`: each model's seed
 grid beside its default grid. A pair whose run folder already holds a finished run of the same overrides and
 budget is not trained again (`--retrain` forces it), so the table can be rebuilt, or runs done in parallel
-processes (`--runs dcgan/seed`) can be gathered.
+processes (`--runs dcgan/seed`) can be gathered; an unfinished one resumes from its `last.ckpt`.
 """
 
 import argparse
@@ -43,11 +43,14 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
         done = json.loads(result_file.read_text())
         if {k: done.get(k) for k in record} == record and Path(done["checkpoint"]).exists():
             return done
+    last = folder / "checkpoints" / "last.ckpt"
+    # a run that an earlier benchmark left unfinished (killed, out of time) goes on from its last checkpoint
+    resume = [f"ckpt_path={last}"] if last.exists() and not retrain else []
     cfg = compose_config([*record["overrides"], f"trainer.max_epochs={epochs}", f"seed={seed}",
-                          f"paths.output_dir={folder}", "trainer.enable_progress_bar=false"])
+                          f"paths.output_dir={folder}", "trainer.enable_progress_bar=false", *resume])
     start = time.perf_counter()
     train(cfg)
-    record.update(minutes=(time.perf_counter() - start) / 60, checkpoint=str(folder / "checkpoints" / "last.ckpt"))
+    record.update(minutes=(time.perf_counter() - start) / 60, resumed=bool(resume), checkpoint=str(last))
     result_file.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -123,7 +126,8 @@ def main(argv=None) -> None:
     print(format_table(table))
     print()
     for (model, recipe), record in records.items():
-        print(f"{model}/{recipe}: {' '.join(record['overrides'])}, {record['minutes']:.1f} min; "
+        resumed = " (the part after resuming)" if record.get("resumed") else ""
+        print(f"{model}/{recipe}: {' '.join(record['overrides'])}, {record['minutes']:.1f} min{resumed}; "
               f"{record['checkpoint']}")
     print("\n" + "\n".join(check_targets(rows)))
     models = [m for m in MODELS if any((m, r) in grids for r in RECIPES)]
