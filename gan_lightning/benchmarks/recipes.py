@@ -97,6 +97,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmark_recipes"), help="where the runs go")
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is there")
     parser.add_argument("--train-only", action="store_true", help="train the runs, print nothing")
+    parser.add_argument("--at-epoch", type=int, default=None,
+                        help="train nothing: score the runs' periodic checkpoints after this many epochs")
     args = parser.parse_args(argv)
     pairs = []
     for item in args.runs:
@@ -107,7 +109,16 @@ def main(argv=None) -> None:
     if args.epochs < 1:
         parser.error(f"--epochs must be positive, got {args.epochs}")
 
-    records = {pair: run(*pair, args.epochs, args.seed, args.out, args.retrain) for pair in pairs}
+    if args.at_epoch is not None:  # a look at unfinished runs, side by side at the same epoch
+        records = {}
+        for model, recipe in pairs:
+            checkpoint = args.out / model / recipe / "checkpoints" / f"epoch_{args.at_epoch - 1:03d}.ckpt"
+            if not checkpoint.exists():
+                parser.error(f"no checkpoint after {args.at_epoch} epochs for {model}/{recipe}: {checkpoint}")
+            records[model, recipe] = {"overrides": overrides(model, recipe), "checkpoint": str(checkpoint)}
+        args.epochs = args.at_epoch
+    else:
+        records = {pair: run(*pair, args.epochs, args.seed, args.out, args.retrain) for pair in pairs}
     if args.train_only:
         return
     rows, grids = {}, {}
@@ -127,8 +138,8 @@ def main(argv=None) -> None:
     print()
     for (model, recipe), record in records.items():
         resumed = " (the part after resuming)" if record.get("resumed") else ""
-        print(f"{model}/{recipe}: {' '.join(record['overrides'])}, {record['minutes']:.1f} min{resumed}; "
-              f"{record['checkpoint']}")
+        took = f", {record['minutes']:.1f} min{resumed}" if "minutes" in record else ""
+        print(f"{model}/{recipe}: {' '.join(record['overrides'])}{took}; {record['checkpoint']}")
     print("\n" + "\n".join(check_targets(rows)))
     models = [m for m in MODELS if any((m, r) in grids for r in RECIPES)]
     picture = args.out / "recipes.png"
