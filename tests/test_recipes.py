@@ -152,9 +152,10 @@ def test_two_time_scale_learning_rates():
 
 def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
     with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):
-        _gan("model=dcgan", "model.loss=wgan-gp")
+        _gan("model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=true")
     with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):  # before a sweep starts, too
-        check_overrides(["model=dcgan", "model.loss=hinge,wgan-gp"])
+        check_overrides(["model=dcgan", "model.discriminator.batch_norm=true", "model.loss=hinge,wgan-gp"])
+    _gan("model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=false")  # without BatchNorm: fine
 
 
 # ---- real runs ------------------------------------------------------------------------------------------------
