@@ -13,6 +13,8 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.callbacks import LAST, CheckpointOnInterrupt
@@ -44,6 +46,41 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     for key in ("paths", "hydra", "logger", "callbacks"):
         params.pop(key, None)
     return params
+
+
+# what TensorBoard's HPARAMS tab shows beside each run's hyper-parameters: the quality metrics logged at every
+# validation (label accuracy for the conditional GAN only)
+HPARAM_METRICS = ("val/fid", "val/kid_mean", "val/mnist_score", "val/min_class_share", "val/label_accuracy")
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params -> {"model/noise_dim": 100, ...} with the scalar types TensorBoard's hparams accept."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}/"))
+        else:
+            flat[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+def log_hyperparameters(logger: Logger, params: dict[str, Any]) -> None:
+    """Every logger records the params (TensorBoard: `hparams.yaml`); TensorBoard also gets the hparams summary
+    that fills its HPARAMS tab. Lightning writes that summary only when given metric values, which it would log
+    as scalars at step 0; here only the metric names are declared, and the values are the ones validation logs."""
+    logger.log_hyperparams(params)
+    if isinstance(logger, TensorBoardLogger):
+        _add_hparams_summary(logger, _flat(params))
+
+
+@rank_zero_only
+def _add_hparams_summary(logger: TensorBoardLogger, params: dict[str, Any]) -> None:
+    from torch.utils.tensorboard.summary import hparams
+
+    writer = logger.experiment._get_file_writer()  # as Lightning's own log_hyperparams does
+    for summary in hparams(params, dict.fromkeys(HPARAM_METRICS, 0.0)):
+        writer.add_summary(summary)
 
 
 class TrainingInterrupted(Exception):
@@ -93,7 +130,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except MisconfigurationException as e:
         raise UserError(f"trainer: {e}") from None
     for logger in loggers:
-        logger.log_hyperparams(hyperparameters(cfg))
+        log_hyperparameters(logger, hyperparameters(cfg))
 
     log.info("Run directory: %s", trainer.default_root_dir)
     try:

@@ -76,3 +76,27 @@ def test_dcgan_init_follows_the_paper():
 def test_dcgan_rejects_image_sizes_it_cannot_make(shape):
     with pytest.raises(ValueError, match="divisible by 4|square"):
         DCGANGenerator(noise_dim=8, image_shape=shape)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_dcgan_extra_layers_add_3x3_convs_at_the_half_size_map(batch_norm):
+    torch.manual_seed(0)
+    shapes = {}
+
+    def record(name):
+        return lambda layer, args, output: shapes.setdefault(name, []).append(tuple(output.shape[1:]))
+
+    generator = DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, ngf=8, n_extra_layers=2)
+    discriminator = DCGANDiscriminator(IMAGE_SHAPE, ndf=8, batch_norm=batch_norm, n_extra_layers=2)
+    for name, net in (("g", generator), ("d", discriminator)):
+        for layer in net.net:
+            if type(layer) is torch.nn.Conv2d and layer.kernel_size == (3, 3):
+                layer.register_forward_hook(record(name))
+    logits = discriminator(generator(torch.randn(3, 16)))
+    assert logits.shape == (3,)
+    assert shapes == {"g": [(16, 14, 14)] * 2, "d": [(8, 14, 14)] * 2}
+    # no extra layers: the classic DCGAN, nothing 3x3
+    plain = DCGANDiscriminator(IMAGE_SHAPE, ndf=8, n_extra_layers=0)
+    assert not any(getattr(layer, "kernel_size", None) == (3, 3) for layer in plain.net)
+    with pytest.raises(ValueError, match="n_extra_layers"):
+        DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, n_extra_layers=-1)

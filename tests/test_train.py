@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gan_lightning.checkpoint import load_checkpoint, load_generator
 from gan_lightning.train import train
@@ -39,6 +40,13 @@ def test_tensorboard_gets_losses_probabilities_samples_and_hparams(trained_run, 
     assert "samples" in events.Tags()["images"]
     hparams = (trained_run(model) / "tensorboard" / "hparams.yaml").read_text()
     assert "noise_dim" in hparams and "lr" in hparams
+    # the HPARAMS tab: the run's hyper-parameters with the validation quality metrics as its metrics
+    plugin = events.PluginTagToContent("hparams")
+    session = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"]).session_start_info
+    experiment = HParamsPluginData.FromString(plugin["_hparams_/experiment"]).experiment
+    assert session.hparams["model/noise_dim"].number_value == 100
+    assert session.hparams["model/loss"].string_value == ("bce" if model == "vanilla" else "hinge")
+    assert {m.name.tag for m in experiment.metric_infos} >= {"val/fid", "val/min_class_share"}
 
 
 @pytest.mark.parametrize("model", MODELS)
