@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from gan_lightning.benchmarks import quality
 from gan_lightning.benchmarks.recipes import check_targets, side_by_side
 from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop
 from gan_lightning.config import compose_config
@@ -58,6 +59,18 @@ def test_recipe_targets_pass_and_fail_on_the_issue_thresholds():
     rows["dcgan", "default"]["min_class_share"] = 0.069
     lines = check_targets(rows)
     assert lines[0].startswith("FAIL") and lines[2].startswith("FAIL default dcgan")
+
+
+def test_quality_targets_pass_and_fail_on_the_quality_issue_thresholds():
+    rows = {"vanilla": {"min_class_share": 0.05}, "cgan": {"label_accuracy": 0.97, "min_class_share": 0.09}}
+    assert quality.check_targets(rows) == [
+        "PASS vanilla: every digit >= 5% of samples (min 0.050)",
+        "PASS cgan: label accuracy 0.9700 >= 0.97",
+        "PASS cgan: every digit >= 5% of samples (min 0.090)",
+    ]
+    rows = {"dcgan": {"min_class_share": 0.0499}, "cgan": {"label_accuracy": 0.9699, "min_class_share": 0.1}}
+    lines = quality.check_targets(rows)
+    assert lines[0].startswith("FAIL dcgan") and lines[1].startswith("FAIL cgan: label accuracy")
 
 
 def test_side_by_side_puts_each_models_seed_grid_left_of_its_default_grid():

@@ -13,6 +13,7 @@ from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import EpochShuffledBatches, ResumableLoader, TensorBatches
 from gan_lightning.errors import UserError
+from gan_lightning.metrics import reference_row
 from tests.conftest import FAST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,9 @@ def test_ddp_validation_quality_is_logged(ddp_run):
     (event_file,) = (ddp_run / "tensorboard").glob("events.out.tfevents.*")
     scalars = set(EventAccumulator(str(event_file)).Reload().Tags()["scalars"])
     assert {"val/fid", "val/kid_mean", "val/mnist_score", "val/min_class_share", "val/d_real", "val/d_fake"} <= scalars
+    # the real-data reference, its images split over the ranks: the same FID as one process scoring them all
+    (real_fid,) = EventAccumulator(str(event_file)).Reload().Scalars("val/real_fid")
+    assert real_fid.value == pytest.approx(reference_row(200)["fid"], rel=1e-3)
     assert (ddp_run / "checkpoints" / "best_fid.ckpt").is_file()
 
 

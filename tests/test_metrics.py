@@ -25,7 +25,7 @@ from gan_lightning.metrics import (
 )
 from gan_lightning.metrics.classifier import WEIGHTS_PATH, record_path
 from gan_lightning.metrics.quality import label_accuracy
-from gan_lightning.metrics.train_classifier import accuracy
+from gan_lightning.metrics.train_classifier import accuracy, train_classifier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_TEST_ACCURACY = 0.993
@@ -196,6 +196,17 @@ def test_gan_quality_on_cuda(test_set):
 
 
 # --- training ---
+
+
+def test_classifier_training_is_reproducible_from_its_seed(tmp_path):
+    def weights(seed, folder):
+        out = tmp_path / folder / "classifier.pt"  # (the file name is inside torch.save's archive)
+        record = train_classifier(epochs=1, seed=seed, out_path=out, train_size=512, log=lambda *_: None)
+        return record["sha256"], record["test_accuracy"]
+
+    first = weights(0, "a")
+    assert weights(0, "b") == first  # same seed: the same bytes, the same accuracy
+    assert weights(1, "c")[0] != first[0]
 
 
 def test_train_classifier_script_writes_loadable_weights(tmp_path):

@@ -27,6 +27,7 @@ from gan_lightning.train import train
 
 MODELS = ("vanilla", "dcgan", "cgan")
 RECIPES = ("seed", "default")
+DEFAULT_OUT = Path("outputs/benchmark_recipes")
 
 
 def overrides(model: str, recipe: str) -> list[str]:
@@ -94,7 +95,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", nargs="+", default=[f"{m}/{r}" for m in MODELS for r in RECIPES],
                         help="MODEL/RECIPE pairs (recipe: seed or default)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/benchmark_recipes"), help="where the runs go")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the runs go")
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is there")
     parser.add_argument("--train-only", action="store_true", help="train the runs, print nothing")
     parser.add_argument("--at-epoch", type=int, default=None,

@@ -191,7 +191,7 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vanilla", "dcgan", "cgan"])
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's data.batch_size")
     parser.add_argument("--batches", type=int, default=40, help="batches per run, warm-up included")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
@@ -200,6 +200,10 @@ def main(argv=None) -> None:
                         help="where to train: cpu as trainer=cpu, cuda as trainer=gpu (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="compile the networks (model.compile=true)")
     args = parser.parse_args(argv)
+    if args.batch_size is None:
+        args.batch_size = compose_config([]).data.batch_size
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be positive, got {args.batch_size}")
     if not 0 <= args.warmup < args.batches:
         parser.error("--warmup must be smaller than --batches")
     if "cuda" in args.device and not torch.cuda.is_available():

@@ -221,13 +221,20 @@ def evaluate_images(images: Tensor, requested_labels: Tensor | None = None) -> d
     return result
 
 
-def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
-    """The same dict for n real images the classifier never saw (held-out train split), with their true labels:
-    what a perfect generator of n samples would score."""
+def held_out_images(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """n real images the classifier never saw (a seeded draw from the held-out train split), (n, 1, 28, 28) in
+    [-1, 1], and their labels (n,)."""
     images, labels = load_mnist("train")
     available = len(labels) - HELD_OUT_START
     if not 2 <= n <= available:
         raise UserError(f"the real-data reference row needs 2 to {available} images, got {n}")
     generator = torch.Generator().manual_seed(seed)
     index = HELD_OUT_START + torch.randperm(available, generator=generator)[:n]  # (n,)
-    return evaluate_images(to_model_range(images[index]).to(device), requested_labels=labels[index].to(device))
+    return to_model_range(images[index]), labels[index]
+
+
+def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+    """The same dict for n real held-out images with their true labels: what a perfect generator of n samples
+    would score."""
+    images, labels = held_out_images(n, seed)
+    return evaluate_images(images.to(device), requested_labels=labels.to(device))

@@ -18,6 +18,12 @@ from torch.optim import Optimizer
 from gan_lightning.callbacks import LastCheckpoint
 from gan_lightning.errors import UserError
 from gan_lightning.metrics import GANQuality
+from gan_lightning.metrics.classifier import HELD_OUT_START
+from gan_lightning.metrics.quality import held_out_images
+
+# the quality metrics logged at every validation (label accuracy for the conditional GAN only)
+LOGGED_QUALITY = ("fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy")
+HELD_OUT_IMAGES = 60_000 - HELD_OUT_START  # real training images the classifier never saw
 from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks.spec import network_spec
 
@@ -89,6 +95,7 @@ class GAN(L.LightningModule):
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         # FID, KID, MNIST score, class balance (and label accuracy) of `eval_samples` fakes at each validation
         self.quality = quality
+        self._real_metrics: dict | None = None  # the real-data reference, scored at the first validation
 
         # Fixed noise, so the grids of successive epochs are comparable. Conditional: one row per digit,
         # the same z down each column (one style per column).
@@ -242,9 +249,24 @@ class GAN(L.LightningModule):
             self.quality.update(generator(z, labels), labels)
         metrics = self.quality.compute()
         self.quality.reset()
-        logged = {"fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy"}
+        if self._real_metrics is None:
+            self._real_metrics = self._score_real_images()
         # the same on every rank already (computed from the gathered states), so no further sync
-        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k in logged})
+        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k in LOGGED_QUALITY})
+        self.log_dict({f"val/real_{k}": float(v) for k, v in self._real_metrics.items() if k in LOGGED_QUALITY})
+
+    def _score_real_images(self) -> dict:
+        """The reference: the same metrics for eval_samples real held-out images (at most the 10,000 there are;
+        true labels asked for), what a perfect generator would score at this sample count. Scored once per run,
+        split over ranks like the fakes."""
+        n = min(self.hparams.eval_samples, HELD_OUT_IMAGES)
+        first, last = n * self.global_rank // self.trainer.world_size, n * (self.global_rank + 1) // self.trainer.world_size
+        images, labels = held_out_images(n, seed=self.hparams.sample_seed)
+        images, labels = images[first:last].to(self.device), labels[first:last].to(self.device)
+        self.quality.update(images, labels if self.conditional else None)
+        metrics = self.quality.compute()
+        self.quality.reset()
+        return metrics
 
     def configure_model(self) -> None:
         if self.hparams.compile:
