@@ -1,10 +1,12 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
 
 from gan_lightning.config import compose_config
-from gan_lightning.train import train
 
 # A few real batches: enough to exercise every part of a run, fast on a 2-core CPU.
 FAST = [
@@ -24,15 +26,24 @@ def compose_run(output_dir: Path, *overrides: str) -> DictConfig:
     return compose_config([*FAST, f"paths.output_dir={output_dir}", *overrides])
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """`trained_run("cgan")` -> the output directory of a short real run of that model (trained once per session)."""
+    """`trained_run("cgan")` -> the run directory of a short real run of that model through the real entry point,
+    `python scripts/train.py model=cgan ...` (trained once per session)."""
     runs: dict[str, Path] = {}
 
     def run(model: str) -> Path:
         if model not in runs:
             output_dir = tmp_path_factory.mktemp(f"run_{model}")
-            train(compose_run(output_dir, f"model={model}"))
+            command = [sys.executable, str(ROOT / "scripts" / "train.py"), f"model={model}", *FAST,
+                       f"hydra.run.dir={output_dir}"]
+            done = subprocess.run(command, cwd=output_dir, capture_output=True, text=True, timeout=600,
+                                  env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert (output_dir / ".hydra" / "config.yaml").is_file() and (output_dir / "metrics.json").is_file()
             runs[model] = output_dir
         return runs[model]
 
