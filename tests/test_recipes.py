@@ -202,3 +202,5 @@ def test_seed_recipes_are_one_experiment_away(model):
     assert not cfg.model.discriminator.spectral_norm
     if model != "vanilla":
         assert cfg.model.discriminator.batch_norm and cfg.model.discriminator.conditioning == "concat"
+        # the classic DCGAN layers, whatever the default recipe adds
+        assert cfg.model.generator.n_extra_layers == cfg.model.discriminator.n_extra_layers == 0
