@@ -12,6 +12,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from gan_lightning.config import check_writable, make_folder
 from gan_lightning.errors import UserError
 from gan_lightning.networks.spec import build_network
 
@@ -38,6 +39,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(checkpoint, dict) or "networks" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a gan-lightning checkpoint (no networks/state_dict entries)")
     return checkpoint
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "missing" if shape is None else f"shape {tuple(shape)}" if shape else "a scalar"
+
+
+def check_fits(model: nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Refuse to resume `model` from a checkpoint whose weights it cannot take (another model, other sizes), naming
+    the first differences, before training starts (Lightning would stop with a page of "size mismatch")."""
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    saved = {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items() if torch.is_tensor(value)}
+    if saved == expected:
+        return
+    differences = []
+    ours, theirs = getattr(model, "networks", {}), checkpoint.get("networks")
+    for network, spec in ours.items():  # first the settings that made the networks differ
+        other = theirs.get(network) if isinstance(theirs, dict) else None
+        if not isinstance(other, dict):
+            continue
+        for key in sorted(set(spec) | set(other)):
+            if spec.get(key) != other.get(key):
+                differences.append(f"{network}.{key}: {other.get(key)!r} in the checkpoint, {spec.get(key)!r} here")
+    if not differences:  # else the weights themselves (e.g. an EMA generator on one side only)
+        for name in sorted(saved.keys() | expected.keys()):
+            if saved.get(name) != expected.get(name):
+                there, here = (_shape(shapes.get(name)) for shapes in (saved, expected))
+                differences.append(f"{name}: {there} in the checkpoint, {here} here")
+    raise UserError(
+        f"ckpt_path={path} was saved by another model ({'; '.join(differences[:3])}); resume it with the model "
+        "settings it was trained with"
+    )
 
 
 def _generator_spec(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -85,8 +117,7 @@ def export_generator(ckpt_path: str | Path, out_path: str | Path) -> Path:
     `load_generator` reads both alike.
     Written atomically (temporary file, then rename). Returns the path written."""
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
-    if out_path.is_dir():
-        raise UserError(f"out={out_path} is a folder; give the file to write, e.g. {out_path / 'generator.pt'}")
+    check_writable(out_path, "out", folder=False, example="generator.pt")
     if out_path.exists() and out_path.resolve() == ckpt_path.resolve():
         raise UserError(f"out={out_path} is the checkpoint itself; write the generator to another file")
     checkpoint = load_checkpoint(ckpt_path)
@@ -96,7 +127,7 @@ def export_generator(ckpt_path: str | Path, out_path: str | Path) -> Path:
         "networks": {"generator": _generator_spec(checkpoint, ckpt_path)},
         "state_dict": {f"generator.{k}": v for k, v in _generator_weights(checkpoint).items()},
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out_path.parent, "out")
     atomic_save(exported, out_path)
     return out_path
 

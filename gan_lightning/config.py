@@ -4,6 +4,7 @@ Hydra reports a bad override with a multi-line message and a hint about stack tr
 only fail deep inside training. Both are caught here and turned into one `UserError` line naming the key.
 """
 
+import os
 from collections.abc import Sequence
 from numbers import Real
 from pathlib import Path
@@ -18,6 +19,8 @@ from omegaconf.errors import OmegaConfBaseException
 from gan_lightning.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+# what `lightning.seed_everything` (and NumPy) accept
+MAX_SEED = 2**32 - 1
 
 
 def _value(cfg: DictConfig, key: str):
@@ -31,10 +34,13 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_int(cfg: DictConfig, key: str, minimum: int) -> None:
+def _check_int(cfg: DictConfig, key: str, minimum: int, maximum: int | None = None) -> None:
     value = _value(cfg, key)
-    if value is not None and not (_is_int(value) and value >= minimum):
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if value is not None and not (_is_int(value) and value >= minimum and (maximum is None or value <= maximum)):
+        if maximum is not None:
+            what = f"an integer from {minimum} to {maximum}"
+        else:
+            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise UserError(f"{key} must be {what}, got {value!r}")
 
 
@@ -49,6 +55,20 @@ def _check_fraction(cfg: DictConfig, key: str) -> None:
     value = _value(cfg, key)
     if value is not None and not (isinstance(value, Real) and not isinstance(value, bool) and 0 <= value < 1):
         raise UserError(f"{key} must be a number in [0, 1), got {value!r}")
+
+
+def _check_path(cfg: DictConfig, key: str) -> None:
+    """A file or folder name: a string (a number or a list is a mistake: quote a name that looks like one)."""
+    value = _value(cfg, key)
+    if value is not None and not (isinstance(value, str) and value):
+        raise UserError(f"{key} must be a path, got {value!r}{quote_hint(key, value)}")
+
+
+def quote_hint(key: str, value) -> str:
+    """How to give a name that YAML reads as a number or a boolean."""
+    if isinstance(value, (bool, int, float)):
+        return f"; to mean the name {value!r}, quote it: {key}=\"'{value}'\""
+    return ""
 
 
 def _check_choice(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
@@ -76,6 +96,8 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
     _check_int(cfg, "trainer.max_epochs", -1)
+    _check_int(cfg, "callbacks.last_checkpoint.every_n_batches", 0)
+    _check_int(cfg, "callbacks.sample_grid.every_n_epochs", 1)
     monitor = _value(cfg, "callbacks.best_checkpoint.monitor")
     no_quality = _value(cfg, "model.quality") is None or _value(cfg, "trainer.limit_val_batches") in (0, 0.0)
     if monitor is not None and str(monitor).startswith("val/") and no_quality:
@@ -83,9 +105,64 @@ def validate(cfg: DictConfig) -> None:
             f"callbacks.best_checkpoint monitors {monitor}, which needs validation with model.quality set; "
             "drop it with ~callbacks.best_checkpoint"
         )
+    for key in ("ckpt_path", "runs_dir"):
+        _check_path(cfg, key)
     seed = _value(cfg, "seed")
-    if seed is not None and not _is_int(seed):
-        raise UserError(f"seed must be an integer or null, got {seed!r}")
+    if seed is not None and not (_is_int(seed) and 0 <= seed <= MAX_SEED):
+        raise UserError(f"seed must be an integer from 0 to {MAX_SEED}, or null, got {seed!r}")
+
+
+def check_writable(path: str | Path, key: str, folder: bool = True, example: str = "") -> Path:
+    """`path` can be made or replaced: as a folder (`folder`) or as a file (`example`: a file name to suggest when it
+    is a folder). It is not of the other kind, nothing above it is a file, and the nearest folder of it that
+    exists can be written to. Returns it as a `Path`."""
+    path = Path(path)
+    try:
+        if "\0" in str(path):
+            raise ValueError("a NUL character")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+    except (OSError, ValueError) as e:  # a name too long...
+        raise UserError(f"{key}={str(path)!r} is not a usable path ({e}); choose another") from None
+    if existing == path and folder and not path.is_dir():
+        raise UserError(f"{key}={path} is a file; give a folder to write into")
+    if existing == path and not folder and path.is_dir():
+        raise UserError(f"{key}={path} is a folder; give a file path" + (f", e.g. {path / example}" if example else ""))
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{key}={path}: {existing} is a file, so nothing can be written under it; choose another path")
+    writable = existing if existing.is_dir() else existing.parent
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise UserError(f"{key}={path}: no permission to write in {writable}; choose another path")
+    return path
+
+
+def make_folder(path: str | Path, key: str) -> Path:
+    """`mkdir -p path`, with a failure (permissions, a read-only or special file system) as a `UserError`."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{key}: cannot create the folder {path} ({e.strerror or e}); choose another path") from None
+    return path
+
+
+# paths.output_dir's default: Hydra's run folder, known only once the run has started
+HYDRA_OUTPUT_DIR = "${hydra:runtime.output_dir}"
+
+
+def check_run_folders(cfg: DictConfig, multirun: bool = False) -> None:
+    """The folders a run is going to write (`cfg` composed `with_hydra`) can be made: Hydra's run folder (a
+    multirun's sweep folder), and paths.output_dir when it is set to a folder of its own."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    keys = [key]
+    paths = cfg.get("paths")
+    if paths is not None and OmegaConf.to_container(paths, resolve=False).get("output_dir") != HYDRA_OUTPUT_DIR:
+        keys.append("paths.output_dir")
+    for key in keys:
+        _check_path(cfg, key)
+        value = _value(cfg, key)
+        if value is None:
+            raise UserError(f"{key} is required: the folder the run writes to")
+        check_writable(value, key)
 
 
 def _explain(error: Exception) -> str:
@@ -98,20 +175,27 @@ def _explain(error: Exception) -> str:
     return "; ".join(lines[:2]) or type(error).__name__
 
 
-def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
-    """The config Hydra would build for these overrides (single values, no sweeps)."""
+def compose_config(overrides: Sequence[str] = (), config_name: str = "train", with_hydra: bool = False) -> DictConfig:
+    """The config Hydra would build for these overrides (single values, no sweeps); `with_hydra`: with its `hydra`
+    node (run and sweep folders...), whose runtime values are unset."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name=config_name, overrides=list(overrides))
+            return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise UserError(_explain(e)) from None
+    except TypeError as e:  # what Hydra trips over, e.g. numbers where a config group wants option names (model=[1])
+        raise UserError(f"cannot compose the config from {' '.join(overrides)} ({e}); a config group takes "
+                        "option names, e.g. model=cgan") from None
     finally:
         GlobalHydra.instance().clear()
 
 
-def check_overrides(overrides: Sequence[str], config_name: str = "train") -> None:
-    """Compose and validate the config for every value of every sweep override, before any job starts."""
+def check_overrides(
+    overrides: Sequence[str], config_name: str = "train", with_hydra: bool = False
+) -> list[DictConfig]:
+    """Compose and validate the config for every value of every sweep override, before any job starts; returns
+    the configs checked (one for a single run; `with_hydra`: with their `hydra` node)."""
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as e:
@@ -123,5 +207,7 @@ def check_overrides(overrides: Sequence[str], config_name: str = "train") -> Non
     candidates = [fixed + firsts]
     for i, (key, values) in enumerate(sweeps):
         candidates += [fixed + firsts[:i] + [f"{key}={v}"] + firsts[i + 1 :] for v in values[1:]]
-    for candidate in candidates:
-        validate(compose_config(candidate, config_name))
+    configs = [compose_config(candidate, config_name, with_hydra) for candidate in candidates]
+    for cfg in configs:
+        validate(cfg)
+    return configs

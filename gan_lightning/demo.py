@@ -8,9 +8,11 @@ never a crash.
 """
 
 import atexit
+import errno
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import uuid
@@ -41,6 +43,10 @@ def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class Explorer:
     """What the page's buttons do, without Gradio: checks a request, answers with pictures."""
 
@@ -50,21 +56,17 @@ class Explorer:
         atexit.register(shutil.rmtree, self.gif_dir, ignore_errors=True)
 
     def _int(self, name: str, value, low: int, high: int) -> int:
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or value != int(value)
-            or not low <= value <= high
-        ):
-            raise UserError(f"{name} must be a whole number from {low} to {high}, got {value}")
+        # the range first: NaN and infinities fail it, and only then is int() safe
+        if not _is_number(value) or not low <= value <= high or value != int(value):
+            raise UserError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
         return int(value)
 
     def _digit(self, value, name: str = "digit") -> int | None:
         """'all' or a digit, as the page's radio buttons give them (strings)."""
-        if value in (None, "all"):
+        if value is None or value == "all":
             return None
         try:
-            return self.sampler.check_digit(int(value), name)
+            return self.sampler.check_digit(int(value) if isinstance(value, str) else value, name)
         except ValueError:
             raise UserError(f"{name} must be 'all' or a digit, got {value!r}") from None
 
@@ -74,8 +76,8 @@ class Explorer:
         n = self._int("samples", n, 1, self.max_samples)
         moves = {}
         for index, amount in enumerate(offsets):
-            if amount is None or not -DIRECTION_RANGE <= amount <= DIRECTION_RANGE:
-                raise UserError(f"z[{index}] must be from {-DIRECTION_RANGE} to {DIRECTION_RANGE}, got {amount}")
+            if not _is_number(amount) or not -DIRECTION_RANGE <= amount <= DIRECTION_RANGE:
+                raise UserError(f"z[{index}] must be from {-DIRECTION_RANGE} to {DIRECTION_RANGE}, got {amount!r}")
             moves[index] = float(amount)
         images = self.sampler.explore(seed, digit, n, moves)
         labels = None
@@ -166,20 +168,42 @@ def build(explorer: Explorer) -> "gr.Blocks":
     return page
 
 
+NETWORK_HINT = "use host=127.0.0.1 (this machine only) or host=0.0.0.0 (every network)"
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse a host this machine cannot serve on, or a port in use, before the server tries (and logs its own
+    error beside ours)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError, ValueError) as e:  # socket.gaierror: no such name or address
+        raise UserError(f"host={host}: not an address of this machine ({e.strerror or e}); {NETWORK_HINT}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server's own socket does
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} is in use on {host}; choose another with port=N") from None
+            raise UserError(f"cannot serve on host={host} ({e.strerror or e}); {NETWORK_HINT}") from None
+
+
 def serve(cfg: DictConfig, block: bool = True) -> "gr.Blocks":
     """Check the demo config (see conf/demo.yaml), load the checkpoint and serve the page."""
     host, port = conf.text(cfg, "host"), conf.integer(cfg, "port", 1, 65535)
     max_samples, max_frames = conf.integer(cfg, "max_samples", 1, 10_000), conf.integer(cfg, "max_frames", 2, 1000)
     scale = conf.integer(cfg, "scale", 1, 16)
     device = conf.device(cfg, "device")
+    check_address(host, port)
     sampler = Sampler.load(conf.text(cfg, "ckpt_path"), device)
     page = build(Explorer(sampler, max_samples, max_frames, scale))
     if block:  # `kill` ends the demo like Ctrl-C does: through exit, so the morph GIFs' folder is removed
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         page.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=False)
-    except OSError as e:
-        raise UserError(f"cannot serve on {host}:{port} ({e}); choose another with port=N") from None
+    except OSError as e:  # the port was free a moment ago (check_address): another program has taken it since
+        reason = str(e).split(". ")[0]
+        raise UserError(f"cannot serve on {host}:{port} ({reason}); choose another port with port=N") from None
     return page
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from gan_lightning.config import check_writable, make_folder
 from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
 from gan_lightning.metrics.classifier import HELD_OUT_START
@@ -52,6 +53,11 @@ def format_table(rows: dict[str, dict]) -> str:
     for name, result in rows.items():
         shares = " ".join(f"{digit}:{share:.3f}" for digit, share in enumerate(result["class_share"]))
         lines.append(f"class shares, {name}: {shares}")
+    for name, result in rows.items():  # the digits asked for (conditional model) and read back
+        if "label_accuracy_per_class" in result:
+            per_digit = enumerate(result["label_accuracy_per_class"])
+            accuracy = " ".join(f"{digit}:{value:.3f}" for digit, value in per_digit)
+            lines.append(f"label accuracy per digit, {name}: {accuracy}")
     return "\n".join(lines)
 
 
@@ -59,7 +65,7 @@ def write_json(report: dict, path: Path) -> None:
     """Written to a temporary file and renamed into place: an existing report is replaced whole or not at all."""
     if path.is_dir():
         raise UserError(f"out={path} is a folder; give a file path for the JSON report")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, "out")
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(temporary, path)
@@ -74,13 +80,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         cfg = conf.load_config("evaluate", args)
         ckpt_path = Path(conf.text(cfg, "ckpt_path"))
         n = conf.integer(cfg, "n", 2, REFERENCE_MAX)
-        seed = conf.integer(cfg, "seed", 0)
+        seed = conf.integer(cfg, "seed", 0, conf.MAX_SEED)
         batch_size = conf.integer(cfg, "batch_size", 1)
         device = conf.device(cfg, "device")
-        out = Path(cfg.out) if cfg.out is not None else ckpt_path.with_name(ckpt_path.name + ".eval.json")
-        if out.is_dir():
-            raise UserError(f"out={out} is a folder; give a file path for the JSON report")
+        out = Path(conf.text(cfg, "out")) if cfg.out is not None else ckpt_path.with_name(ckpt_path.name + ".eval.json")
+        check_writable(out, "out", folder=False, example="report.json")
         sampler = Sampler.load(ckpt_path, device)
+        make_folder(out.parent, "out")  # before the minutes of scoring, not after
         model = f"{sampler.describe()}"
         rows = {
             "model": evaluate_sampler(sampler, n, seed, batch_size),

@@ -18,8 +18,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.callbacks import LAST, CheckpointOnInterrupt
-from gan_lightning.checkpoint import load_checkpoint
-from gan_lightning.config import CONFIG_DIR, check_overrides, validate
+from gan_lightning.checkpoint import check_fits, load_checkpoint
+from gan_lightning.config import CONFIG_DIR, check_overrides, check_run_folders, check_writable, validate
 from gan_lightning.errors import UserError, fail
 from gan_lightning.sweeps import run_job
 
@@ -29,15 +29,25 @@ warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode a
 
 
 def build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
-    """`instantiate(cfg[key])`, with a failure reported as a `UserError` naming the config key."""
+    """`instantiate` of the config node at `key` (e.g. `callbacks.last_checkpoint`), with a failure reported as a
+    `UserError` naming the key."""
+    node = OmegaConf.select(cfg, key)
     try:
-        return instantiate(cfg[key], **kwargs)
+        return instantiate(node, **kwargs)
     except InstantiationException as e:
         cause = e.__cause__
         if isinstance(cause, UserError):
             raise cause from None
         reason = str(cause or e).strip().splitlines()[0]
-        raise UserError(f"cannot build {key} ({cfg[key].get('_target_', '?')}): {reason}") from None
+        raise UserError(f"cannot build {key} ({node.get('_target_', '?')}): {reason}") from None
+
+
+def build_model(cfg: DictConfig, **kwargs: Any) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The data module and the model (`kwargs` override the model config, e.g. `quality=None`)."""
+    datamodule = build(cfg, "data")
+    # the sizes the networks need come from the data
+    model = build(cfg, "model", image_shape=datamodule.image_shape, num_classes=datamodule.num_classes, **kwargs)
+    return datamodule, model
 
 
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
@@ -110,21 +120,34 @@ def resolve_ckpt_path(ckpt_path: str | None, runs_dir: str | Path) -> Path | Non
     return path
 
 
+def _runs_dir(cfg: DictConfig) -> str:
+    return cfg.get("runs_dir") or f"outputs/{cfg.task_name}"
+
+
+def _resume_from(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint `ckpt_path` names, loaded: a truncated, foreign or unsafe file is refused."""
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _runs_dir(cfg))
+    return None if ckpt_path is None else (ckpt_path, load_checkpoint(ckpt_path))
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train the GAN that `cfg` describes; returns the final logged metrics."""
     validate(cfg)
+    output_dir = OmegaConf.select(cfg, "paths.output_dir")
+    if output_dir is not None:
+        check_writable(output_dir, "paths.output_dir")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("runs_dir") or f"outputs/{cfg.task_name}")
-    if ckpt_path is not None:
-        load_checkpoint(ckpt_path)  # refuses a truncated, foreign or unsafe file before anything is built
-        log.info("Resuming from %s", ckpt_path)
+    resume = _resume_from(cfg)
 
-    datamodule = build(cfg, "data")
-    # the sizes the networks need come from the data
-    model = build(cfg, "model", image_shape=datamodule.image_shape, num_classes=datamodule.num_classes)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    datamodule, model = build_model(cfg)
+    ckpt_path = None
+    if resume is not None:
+        ckpt_path, checkpoint = resume
+        check_fits(model, checkpoint, ckpt_path)  # the same model, before anything is written
+        log.info("Resuming from %s", ckpt_path)
+    callbacks = [build(cfg, f"callbacks.{name}") for name, c in (cfg.get("callbacks") or {}).items() if c is not None]
+    loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
     try:
         trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
     except MisconfigurationException as e:
@@ -166,22 +189,26 @@ def _resume_hint(checkpoint: Path | None) -> str:
     return f"checkpoint saved to {checkpoint}; resume with: {command}"
 
 
-def _check_checkpoint(args: list[str]) -> None:
-    """A `ckpt_path=FILE` that cannot be loaded safely stops before Hydra makes a run directory."""
-    values = [a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")]
-    if values and values[-1] not in ("null", "last") and "," not in values[-1]:
-        resolve_ckpt_path(values[-1], ".")
-        load_checkpoint(values[-1])
+def check_before_run(overrides: list[str], multirun: bool = False) -> None:
+    """What is checked before Hydra makes a run folder, for every job of a sweep: the values, that the run's folders
+    can be written, that the data and the model can be built, and that `ckpt_path` is a safe checkpoint of that
+    model. (The trainer's own arguments are checked by Lightning once the run has started.)"""
+    for cfg in check_overrides(overrides, with_hydra=True):
+        check_run_folders(cfg, multirun)
+        resume = _resume_from(cfg)
+        _, model = build_model(cfg, quality=None)  # (the quality metrics hold no weights)
+        if resume is not None:
+            check_fits(model, resume[1], resume[0])
 
 
 def main() -> None:
     """`python scripts/train.py [overrides]`: bad overrides and values stop here, before Hydra starts a job."""
     args = sys.argv[1:]
+    multirun = any(a in ("-m", "--multirun") for a in args)
     hydra_flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
     if not hydra_flags:  # --help, --cfg, --config-name ...: Hydra's own business
         try:
-            check_overrides([a for a in args if not a.startswith("-")])
-            _check_checkpoint(args)
+            check_before_run([a for a in args if not a.startswith("-")], multirun)
         except UserError as e:
             fail(e)
     _hydra_main()

@@ -63,6 +63,13 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, vanilla"),
     (["trainer.no_such_argument=1"], "trainer.no_such_argument"),
     (["seed=x"], "seed must be an integer"),
+    (["seed=-1"], "seed must be an integer from 0 to 4294967295, or null, got -1"),
+    (["seed=4294967296"], "seed must be an integer from 0 to 4294967295, or null, got 4294967296"),
+    (["callbacks.last_checkpoint.every_n_batches=-1"],
+     "callbacks.last_checkpoint.every_n_batches must be an integer >= 0"),
+    (["callbacks.sample_grid.every_n_epochs=0"], "callbacks.sample_grid.every_n_epochs must be a positive integer"),
+    (["ckpt_path=[1,2]"], "ckpt_path must be a path, got [1, 2]"),
+    (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
     # a sweep is checked for every value, not just the first

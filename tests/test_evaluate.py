@@ -11,6 +11,9 @@ def test_evaluate_prints_the_table_and_writes_json(trained_run, capsys, tmp_path
     main([f"ckpt_path={ckpt}", "n=200", f"out={out}"])
     printed = capsys.readouterr().out
     assert "| model |" in printed and "| real data (200 held-out) |" in printed
+    # issue 3: label accuracy overall (the table) and per digit, for the digits the conditional model was asked for
+    (per_digit,) = [line for line in printed.splitlines() if line.startswith("label accuracy per digit, model: ")]
+    assert [entry.split(":")[0] for entry in per_digit.split(": ", 1)[1].split()] == [str(d) for d in range(10)]
     report = json.loads(out.read_text())
     assert report["n"] == 200 and report["model"]["num_samples"] == 200
     # the conditional model is asked for every digit equally often

@@ -6,6 +6,7 @@ not `key=value`, is a `UserError`; so is a value of the wrong kind, through the 
 """
 
 import difflib
+import math
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -14,8 +15,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from gan_lightning.config import CONFIG_DIR
+from gan_lightning.config import CONFIG_DIR, quote_hint
 from gan_lightning.errors import UserError
+
+# torch's generators take 64-bit seeds; one below 2^63 leaves room for the seed + 1 that a morph defaults to
+MAX_SEED = 2**63 - 1
 
 
 def load_config(defaults: str | dict[str, Any], args: Sequence[str]) -> DictConfig:
@@ -66,13 +70,13 @@ def integer(cfg: DictConfig, key: str, minimum: int | None = None, maximum: int 
     return value
 
 
-def optional_integer(cfg: DictConfig, key: str, minimum: int | None = None) -> int | None:
-    return None if cfg[key] is None else integer(cfg, key, minimum)
+def optional_integer(cfg: DictConfig, key: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
+    return None if cfg[key] is None else integer(cfg, key, minimum, maximum)
 
 
 def positive_number(cfg: DictConfig, key: str, maximum: float | None = None) -> float:
     value = cfg[key]
-    if not (isinstance(value, Real) and not isinstance(value, bool) and value > 0):
+    if not (isinstance(value, Real) and not isinstance(value, bool) and 0 < value < math.inf):
         raise UserError(f"{key} must be a positive number, got {value!r}")
     if maximum is not None and value > maximum:
         raise UserError(f"{key} must be at most {maximum}, got {value!r}")
@@ -90,7 +94,8 @@ def text(cfg: DictConfig, key: str, choices: Sequence[str] | None = None) -> str
     value = cfg[key]
     if value is None or value == "":
         raise UserError(f"{key} is required: add {key}=...")
-    value = str(value)
+    if not isinstance(value, str):  # a number, a list...: YAML read something else than a name
+        raise UserError(f"{key} must be a word or a path, got {value!r}{quote_hint(key, value)}")
     if choices is not None and value not in choices:
         raise UserError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return value
@@ -110,6 +115,11 @@ def device(cfg: DictConfig, key: str) -> torch.device:
         value = torch.device(name)
     except RuntimeError:
         raise UserError(f"{key}={name}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    if value.type not in ("cpu", "cuda"):
+        raise UserError(f"{key}={name}: not a device this tool runs on; use {key}=cpu or {key}=cuda")
     if value.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"{key}={name}: CUDA is not available here; use {key}=cpu")
+    if value.type == "cuda" and value.index is not None and value.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserError(f"{key}={name}: there are {count} GPUs here (cuda:0 to cuda:{count - 1}); choose one of them")
     return value

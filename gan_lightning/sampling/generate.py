@@ -5,6 +5,7 @@ Every value, the checkpoint and the requested digits are checked before anything
 are renamed into place only once all are complete: an error leaves `out` as it was.
 """
 
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from gan_lightning.checkpoint import export_generator
+from gan_lightning.config import check_writable
 from gan_lightning.errors import UserError, fail
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import (
@@ -105,10 +107,22 @@ def write_animation(
 
 
 def _out_dir(cfg: DictConfig) -> Path:
-    out = Path(conf.text(cfg, "out"))
-    if out.exists() and not out.is_dir():
-        raise UserError(f"out={out} is a file; give a folder to write into")
-    return out
+    """`out`, a folder that exists or can be made (nothing above it a file, permission to write)."""
+    return check_writable(conf.text(cfg, "out"), "out", folder=True)
+
+
+# deflate (the npz's compression) shrinks data at most this much: what n samples need at least
+DEFLATE_MAX_RATIO = 1032
+
+
+def check_space(out: Path, size: int) -> None:
+    """Refuse a request whose files need more than the free space on the disk of `out` (`size`: at least this many
+    bytes), rather than fill the disk and fail."""
+    folder = next(p for p in (out, *out.parents) if p.is_dir())
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise UserError(f"n is too large: the samples need at least {size / 1e9:.3g} GB, and {free / 1e9:.3g} GB are "
+                        f"free in {folder}; ask for fewer")
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -121,20 +135,22 @@ def generate(cfg: DictConfig) -> list[Path]:
     out = _out_dir(cfg)
     device = conf.device(cfg, "device")
     ckpt_path = conf.text(cfg, "ckpt_path")
-    seed = conf.integer(cfg, "seed", 0)
+    seed = conf.integer(cfg, "seed", 0, conf.MAX_SEED)
     digit = conf.digit_request(cfg, "digit")
     n, batch_size = conf.integer(cfg, "n", 1), conf.integer(cfg, "batch_size", 1)
     grid_max = conf.integer(cfg, "grid_max", 1)
     png, idx = conf.boolean(cfg, "png"), conf.boolean(cfg, "idx")
     frames, fps = conf.integer(cfg, "frames", 2, 1000), conf.positive_number(cfg, "fps", 100)
     scale = conf.integer(cfg, "scale", 1, 32)
-    seed_to, digit_to = conf.optional_integer(cfg, "seed_to", 0), conf.digit_request(cfg, "digit_to")
+    seed_to, digit_to = conf.optional_integer(cfg, "seed_to", 0, conf.MAX_SEED), conf.digit_request(cfg, "digit_to")
     direction, span = conf.integer(cfg, "direction", 0), conf.positive_number(cfg, "span")
 
     sampler = Sampler.load(ckpt_path, device)
     digit = sampler.check_digit(digit)
     digit_to = sampler.check_digit(digit_to, "digit_to")
     if mode == "sample":
+        pixels = n * int(np.prod(sampler.image_size))
+        check_space(out, pixels // DEFLATE_MAX_RATIO + (pixels if idx else 0))  # the npz is compressed, IDX not
         return write_samples(sampler, out, n, seed, digit, batch_size, grid_max, png, idx)
     if mode == "morph":
         return write_animation("morph", sampler.morph(seed, seed_to, digit, digit_to, frames), out, fps, scale)

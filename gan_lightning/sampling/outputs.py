@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gan_lightning.config import make_folder
 from gan_lightning.errors import UserError
 
 PAD = 2  # pixels between the images of a grid, as in the training grids (torchvision's make_grid)
@@ -151,7 +152,8 @@ class Staging:
             save_png(grid, staging.file(out / "samples.png"))
     """
 
-    def __init__(self):
+    def __init__(self, key: str = "out"):
+        self.key = key  # the setting that named the folders, for messages
         self.token = uuid.uuid4().hex[:8]
         self.pending: list[tuple[Path, Path]] = []  # (temporary, final)
 
@@ -159,7 +161,7 @@ class Staging:
         final = Path(final)
         if final.is_dir():
             raise UserError(f"{final} is a folder; it cannot be replaced by a file")
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(final.parent, self.key)
         temporary = final.with_name(f".{final.stem}.tmp-{self.token}{final.suffix}")
         self.pending.append((temporary, final))
         return temporary
@@ -168,8 +170,9 @@ class Staging:
         final = Path(final)
         if final.exists() and not final.is_dir():
             raise UserError(f"{final} is a file; it cannot be replaced by a folder")
+        make_folder(final.parent, self.key)
         temporary = final.with_name(f".{final.name}.tmp-{self.token}")
-        temporary.mkdir(parents=True)
+        temporary.mkdir()
         self.pending.append((temporary, final))
         return temporary
 
@@ -229,6 +232,6 @@ def progress_gif(run_dir: str | Path, fps: float = 4.0, last_frame_s: float = 2.
             canvas.paste(picture)
             pictures[i] = canvas
     path = samples / "progress.gif"
-    with Staging() as staging:
+    with Staging("run_dir") as staging:
         save_gif(pictures, staging.file(path), fps, last_frame_s)
     return path
