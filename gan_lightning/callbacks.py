@@ -73,7 +73,7 @@ class LastCheckpoint(L.Callback):
         self.saved: Path | None = None  # set once last.ckpt has been written by this run
 
     def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.dirpath / LAST)
+        trainer.save_checkpoint(self.dirpath / LAST, weights_only=False)  # the whole state: optimizers, loops, RNG
         self.saved = self.dirpath / LAST
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -141,6 +141,6 @@ class CheckpointOnInterrupt(L.Callback):
             log.warning("Interrupted in the middle of a batch: no checkpoint saved")
             return
         path = self.dirpath / LAST
-        trainer.save_checkpoint(path)  # every rank takes part; rank zero writes
+        trainer.save_checkpoint(path, weights_only=False)  # every rank takes part; rank zero writes
         self.saved = path
         log.warning("%s: checkpoint saved to %s", self.signal_name, path)

@@ -43,6 +43,16 @@ def test_trainer_arguments_are_overridable():
     assert cfg.trainer.max_epochs == 3 and cfg.data.batch_size == 16 and cfg.seed == 3
 
 
+def test_every_trainer_argument_is_in_the_trainer_config():
+    import inspect
+
+    import lightning as L
+
+    listed = set(OmegaConf.load(CONFIG_DIR / "trainer" / "default.yaml")) - {"_target_"}
+    arguments = set(inspect.signature(L.Trainer).parameters) - {"logger", "callbacks", "plugins"}
+    assert arguments <= listed, sorted(arguments - listed)
+
+
 def test_defaults_follow_the_dcgan_paper():
     cfg = compose_config([])
     assert cfg.model.generator._target_.endswith("DCGANGenerator")
