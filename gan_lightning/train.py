@@ -13,6 +13,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -147,6 +148,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_fits(model, checkpoint, ckpt_path)  # the same model, before anything is written
         log.info("Resuming from %s", ckpt_path)
     callbacks = [build(cfg, f"callbacks.{name}") for name, c in (cfg.get("callbacks") or {}).items() if c is not None]
+    if not OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True):  # Lightning refuses a bar it may not show
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
     try:
         trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
