@@ -16,11 +16,11 @@ import torch
 from gan_lightning.config import check_writable, make_folder
 from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
-from gan_lightning.metrics.classifier import HELD_OUT_START
+from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.sampler import Sampler
 
-REFERENCE_MAX = 60_000 - HELD_OUT_START  # real training images the classifier never saw
+REFERENCE_MAX = HELD_OUT_IMAGES  # real training images the classifier never saw
 
 
 def evaluate_sampler(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 500) -> dict:

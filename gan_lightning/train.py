@@ -22,6 +22,7 @@ from gan_lightning.callbacks import LAST, CheckpointOnInterrupt
 from gan_lightning.checkpoint import check_fits, load_checkpoint
 from gan_lightning.config import CONFIG_DIR, check_overrides, check_run_folders, check_writable, validate
 from gan_lightning.errors import UserError, fail
+from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
 
 # what TensorBoard's HPARAMS tab shows beside each run's hyper-parameters: the quality metrics logged at every
 # validation (label accuracy for the conditional GAN only)
-HPARAM_METRICS = ("val/fid", "val/kid_mean", "val/mnist_score", "val/min_class_share", "val/label_accuracy")
+HPARAM_METRICS = tuple(f"val/{name}" for name in LOGGED_QUALITY)
 
 
 def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

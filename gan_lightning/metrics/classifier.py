@@ -21,6 +21,7 @@ WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_classifier.pt"
 # The classifier trains on train[:HELD_OUT_START]; train[HELD_OUT_START:] stays unseen by it and serves as its
 # validation set and as the real-data reference for the quality metrics.
 HELD_OUT_START = 50_000
+HELD_OUT_IMAGES = 60_000 - HELD_OUT_START  # real training images the classifier never saw
 
 
 def to_model_range(images: Tensor) -> Tensor:

@@ -18,14 +18,13 @@ from torch.optim import Optimizer
 from gan_lightning.callbacks import LastCheckpoint
 from gan_lightning.errors import UserError
 from gan_lightning.metrics import GANQuality
-from gan_lightning.metrics.classifier import HELD_OUT_START
+from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.quality import held_out_images
+from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
+from gan_lightning.networks.spec import network_spec
 
 # the quality metrics logged at every validation (label accuracy for the conditional GAN only)
 LOGGED_QUALITY = ("fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy")
-HELD_OUT_IMAGES = 60_000 - HELD_OUT_START  # real training images the classifier never saw
-from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
-from gan_lightning.networks.spec import network_spec
 
 NetworkFactory = Callable[..., nn.Module]
 
