@@ -1,6 +1,7 @@
 """The benchmarks measure what they claim: the bare loop does the project's steps, the recipe table's checks."""
 
 import copy
+import json
 import tempfile
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from gan_lightning.benchmarks import quality
+from gan_lightning.benchmarks import recipes
 from gan_lightning.benchmarks.recipes import check_targets, side_by_side
 from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop
 from gan_lightning.config import compose_config
@@ -80,3 +82,37 @@ def test_side_by_side_puts_each_models_seed_grid_left_of_its_default_grid():
     assert picture.shape == (10 + 12 + 14, 20 + 12 + 20)
     assert (picture[:10, :20] == 1).all() and (picture[:10, 32:] == 2).all()
     assert (picture[22:, :20] == 3).all() and (picture[22:, 32:] == 4).all()
+
+
+def _finished_run(out, model, recipe, epochs, **change):
+    """A result.json as a finished benchmark run leaves it, with its recipe changed by `change`."""
+    folder = out / model / recipe
+    record = {"overrides": recipes.overrides(model, recipe), "epochs": epochs, "seed": 0,
+              "recipe": recipes.resolved_recipe(recipes.run_config(model, recipe, epochs, 0, folder))}
+    for key, value in change.items():
+        record["recipe"]["model"][key] = value
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"a finished run's checkpoint")
+    record.update(minutes=1.0, resumed=False, checkpoint=str(folder / "checkpoints" / "last.ckpt"))
+    (folder / "result.json").write_text(json.dumps(record))
+    return record
+
+
+def test_recipe_benchmark_reuses_a_finished_run_of_the_same_recipe(tmp_path):
+    record = _finished_run(tmp_path, "vanilla", "default", 10)
+    assert recipes.run("vanilla", "default", 10, 0, tmp_path) == record  # returned at once: no training
+
+
+def test_recipe_benchmark_refuses_a_run_of_another_recipe_in_one_line(tmp_path, capsys):
+    """A default changed since the run was trained: its numbers would be printed under today's recipe."""
+    _finished_run(tmp_path, "vanilla", "default", 10, noise_dim=12)
+    before = (tmp_path / "vanilla" / "default" / "result.json").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        recipes.main(["--runs", "vanilla/default", "--out", str(tmp_path), "--train-only"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another recipe" in err and "--out" in err and "--retrain" in err
+    assert (tmp_path / "vanilla" / "default" / "result.json").read_bytes() == before  # nothing overwritten
+    with pytest.raises(SystemExit):  # the quality benchmark shares the runs, and the check
+        quality.main(["--epochs", "vanilla=10", "--out", str(tmp_path)])
+    assert "another recipe" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""The recipe switches: losses, gradient penalty, spectral norm, generator EMA, TTUR, projection discriminator,
-D steps per G step, and the seed projects' recipes as experiments."""
+"""The recipe switches: losses, gradient penalty, spectral norm, minibatch standard deviation, generator EMA, TTUR,
+projection discriminator, D steps per G step, and the seed projects' recipes as experiments."""
 
 import pytest
 import torch
@@ -9,6 +9,7 @@ from gan_lightning.config import check_overrides, compose_config
 from gan_lightning.errors import UserError
 from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks import DCGANDiscriminator, MLPDiscriminator
+from gan_lightning.networks.common import MinibatchStd
 from gan_lightning.train import build, train
 from tests.conftest import compose_run
 
@@ -108,6 +109,34 @@ def test_projection_discriminator_takes_the_label_by_projection_not_as_input(cls
     assert discriminator(x[:1], mix).item() == pytest.approx((0.25 * scores[3] + 0.75 * scores[7]).item(), rel=1e-4)
 
 
+def test_minibatch_std_is_each_groups_average_feature_deviation():
+    x = torch.randn(8, 3, 5, 5)
+    out = MinibatchStd(group_size=4)(x)
+    assert out.shape == (8, 4, 5, 5) and torch.equal(out[:, :3], x)
+    for i in range(8):  # image i is in group i % 2: images i % 2, i % 2 + 2, ...
+        group = x[i % 2::2]
+        expected = group.std(dim=0, unbiased=False).mean()
+        assert torch.allclose(out[i, 3], torch.full((5, 5), expected.item()), atol=1e-5)
+    # a batch the group size does not divide uses its largest divisor below it; a prime batch is one group
+    assert MinibatchStd(4)(torch.randn(6, 10)).shape == (6, 11)
+    assert MinibatchStd(4)(torch.randn(7, 10))[:, -1].unique().numel() == 1
+    with pytest.raises(ValueError, match="at least 2"):
+        MinibatchStd(1)
+
+
+@pytest.mark.parametrize("cls", [DCGANDiscriminator, MLPDiscriminator])
+def test_minibatch_std_lets_the_discriminator_see_a_collapsed_batch(cls):
+    torch.manual_seed(0)
+    image = torch.rand(1, *IMAGE_SHAPE) * 2 - 1
+    collapsed = image.repeat(8, 1, 1, 1)  # a generator that draws one digit
+    varied = torch.cat([image, torch.rand(7, *IMAGE_SHAPE) * 2 - 1])  # the same image among different ones
+    with_std = cls(IMAGE_SHAPE, minibatch_std=4).eval()
+    # the same image is scored differently depending on the variety of the batch around it
+    assert with_std(collapsed)[0].item() != pytest.approx(with_std(varied)[0].item(), abs=1e-6)
+    without = cls(IMAGE_SHAPE).eval()
+    assert without(collapsed)[0].item() == pytest.approx(without(varied)[0].item(), abs=1e-6)
+
+
 def test_unknown_conditioning_is_refused():
     with pytest.raises(ValueError, match="conditioning must be one of concat, projection"):
         DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, conditioning="film")
@@ -164,7 +193,8 @@ def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
     ["model=dcgan", "model.loss=hinge", "model.discriminator.spectral_norm=true", "model.discriminator.batch_norm=false"],
     ["model=vanilla", "model.loss=wgan-gp", "model.d_steps=2"],
     ["model=cgan", "model.discriminator.conditioning=projection", "model.loss=hinge"],
-], ids=["dcgan-hinge-sn", "vanilla-wgan-gp", "cgan-projection"])
+    ["model=vanilla", "model.discriminator.minibatch_std=4"],
+], ids=["dcgan-hinge-sn", "vanilla-wgan-gp", "cgan-projection", "vanilla-minibatch-std"])
 def test_each_recipe_trains_a_few_real_batches(tmp_path, overrides):
     metrics = train(compose_run(tmp_path, *overrides, "model.ema_decay=0.9"))
     assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics.items() if k.startswith("train/"))
@@ -199,7 +229,7 @@ def test_seed_recipes_are_one_experiment_away(model):
     assert cfg.model.loss == "bce" and cfg.model.ema_decay == 0 and cfg.model.noise_dim == 64
     assert cfg.optimizer.lr == cfg.optimizer.d_lr == 2e-4 and (cfg.optimizer.beta1, cfg.optimizer.beta2) == (0.5, 0.999)
     assert cfg.data.batch_size == 128 and cfg.model.conditional == (model == "cgan")
-    assert not cfg.model.discriminator.spectral_norm
+    assert not cfg.model.discriminator.spectral_norm and cfg.model.discriminator.minibatch_std == 0
     if model != "vanilla":
         assert cfg.model.discriminator.batch_norm and cfg.model.discriminator.conditioning == "concat"
         # the classic DCGAN layers, whatever the default recipe adds

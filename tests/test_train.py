@@ -95,8 +95,11 @@ def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
     resumed = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     # two epochs done, 2 x 3 batches x (D step + G step): continued, not restarted
     assert resumed["global_step"] == 12
-    assert (tmp_path / "samples" / "epoch_001.png").is_file()
-    assert not (tmp_path / "samples" / "epoch_000.png").exists()
+    # the new run's grid of epoch 1, beside the first run's grid of epoch 0: the GIF shows both epochs
+    samples = tmp_path / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == ["epoch_000.png", "epoch_001.png", "progress.gif"]
+    assert (samples / "epoch_000.png").read_bytes() == (trained_run("dcgan") / "samples" / "epoch_000.png").read_bytes()
+    assert Image.open(samples / "progress.gif").n_frames == 2
 
 
 def test_same_seed_same_weights(tmp_path):
@@ -146,6 +149,22 @@ def test_divergence_stops_the_run_and_names_the_step(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"training diverged: [dg]_loss = (nan|inf) at epoch 0, batch \d+"):
         train(cfg)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # nothing saved from the garbage weights
+
+
+def test_a_run_that_diverges_still_animates_the_epochs_it_finished(tmp_path, monkeypatch):
+    from gan_lightning.models.gan import GAN, TrainingDiverged
+
+    def poison_the_second_epoch(self):
+        if self.current_epoch == 1:
+            for p in self.generator.parameters():
+                p.data.fill_(float("nan"))
+
+    monkeypatch.setattr(GAN, "on_train_epoch_start", poison_the_second_epoch)
+    with pytest.raises(TrainingDiverged, match="at epoch 1, batch 0"):
+        train(compose_run(tmp_path, "model=vanilla", "trainer.max_epochs=3"))
+    samples = tmp_path / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == ["epoch_000.png", "progress.gif"]
+    assert Image.open(samples / "progress.gif").n_frames == 1
 
 
 def test_last_checkpoint_is_written_every_epoch(tmp_path):

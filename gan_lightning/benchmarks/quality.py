@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from gan_lightning.benchmarks.recipes import DEFAULT_OUT, run
+from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import evaluate_sampler, format_table
 from gan_lightning.metrics import reference_row
 from gan_lightning.sampling.sampler import Sampler
@@ -36,6 +37,13 @@ def check_targets(rows: dict[str, dict]) -> list[str]:
 
 
 def main(argv=None) -> None:
+    try:
+        benchmark(argv)
+    except UserError as e:
+        fail(e)
+
+
+def benchmark(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", nargs="+", default=["vanilla=10", "dcgan=10", "cgan=10"], help="MODEL=EPOCHS")
     parser.add_argument("--n", type=int, default=10000, help="samples scored per model")

@@ -5,9 +5,10 @@
 Trains every (model, recipe) pair - `seed` is `experiment=seed_<model>`, `default` is `model=<model>` - for
 `--epochs` epochs with the same seed, scores n samples of each final generator with the bundled classifier,
 prints one table beside the real-data row, checks the targets, and writes `recipes.png`: each model's seed
-grid beside its default grid. A pair whose run folder already holds a finished run of the same overrides and
-budget is not trained again (`--retrain` forces it), so the table can be rebuilt, or runs done in parallel
-processes (`--runs dcgan/seed`) can be gathered; an unfinished one resumes from its `last.ckpt`.
+grid beside its default grid. A pair whose run folder already holds a finished run of the same recipe (the
+resolved model, optimizer and data config) and budget is not trained again (`--retrain` forces it), so the
+table can be rebuilt, or runs done in parallel processes (`--runs dcgan/seed`) can be gathered; an unfinished
+one resumes from its `last.ckpt`. A run of another recipe (a default changed since) is refused, not scored.
 """
 
 import argparse
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.config import compose_config
+from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import evaluate_sampler, format_table
 from gan_lightning.metrics import reference_row
 from gan_lightning.sampling.outputs import sample_grid, save_png
@@ -34,24 +37,45 @@ def overrides(model: str, recipe: str) -> list[str]:
     return [f"experiment=seed_{model}"] if recipe == "seed" else [f"model={model}"]
 
 
+def resolved_recipe(cfg: DictConfig) -> dict:
+    """What a run's digits depend on besides its budget and seed: the resolved model, optimizer and data config."""
+    return {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("model", "optimizer", "data")}
+
+
+def run_config(model: str, recipe: str, epochs: int, seed: int, folder: Path) -> DictConfig:
+    """The training config of one pair's run in `folder`."""
+    return compose_config([*overrides(model, recipe), f"trainer.max_epochs={epochs}", f"seed={seed}",
+                           f"paths.output_dir={folder}", "trainer.enable_progress_bar=false"])
+
+
 def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False) -> dict:
-    """Train one pair unless a finished run of the same overrides and budget is already in its folder; returns
-    what `result.json` records (overrides, epochs, seed, minutes, checkpoint)."""
+    """Train one pair unless a finished run of the same recipe and budget is already in its folder; returns
+    what `result.json` records (overrides, epochs, seed, the resolved recipe, minutes, checkpoint).
+
+    `result.json` is written when the run starts and completed when it ends, so an unfinished run is known by
+    its recipe too. A folder holding a run of another recipe is an error unless `retrain`: scoring it would
+    put an old recipe's numbers under today's name."""
     folder = out / model / recipe
-    record = {"overrides": overrides(model, recipe), "epochs": epochs, "seed": seed}
-    result_file = folder / "result.json"
+    cfg = run_config(model, recipe, epochs, seed, folder)
+    record = {"overrides": overrides(model, recipe), "epochs": epochs, "seed": seed, "recipe": resolved_recipe(cfg)}
+    result_file, last = folder / "result.json", folder / "checkpoints" / "last.ckpt"
     if result_file.exists() and not retrain:
         done = json.loads(result_file.read_text())
-        if {k: done.get(k) for k in record} == record and Path(done["checkpoint"]).exists():
+        if done.get("recipe") != record["recipe"]:
+            raise UserError(f"{folder} holds a {model} run of another recipe than today's {recipe} recipe (a default "
+                            "changed since it was trained, or it predates recorded recipes): pass a new --out, or "
+                            "--retrain to train it again there")
+        if {k: done.get(k) for k in record} == record and "checkpoint" in done and Path(done["checkpoint"]).exists():
             return done
-    last = folder / "checkpoints" / "last.ckpt"
     # a run that an earlier benchmark left unfinished (killed, out of time) goes on from its last checkpoint
-    resume = [f"ckpt_path={last}"] if last.exists() and not retrain else []
-    cfg = compose_config([*record["overrides"], f"trainer.max_epochs={epochs}", f"seed={seed}",
-                          f"paths.output_dir={folder}", "trainer.enable_progress_bar=false", *resume])
+    resume = last.exists() and not retrain
+    if resume:
+        cfg.ckpt_path = str(last)
+    folder.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(record, indent=2) + "\n")
     start = time.perf_counter()
     train(cfg)
-    record.update(minutes=(time.perf_counter() - start) / 60, resumed=bool(resume), checkpoint=str(last))
+    record.update(minutes=(time.perf_counter() - start) / 60, resumed=resume, checkpoint=str(last))
     result_file.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -89,6 +113,13 @@ def side_by_side(grids: dict[tuple[str, str], np.ndarray], models: list[str]) ->
 
 
 def main(argv=None) -> None:
+    try:
+        benchmark(argv)
+    except UserError as e:
+        fail(e)
+
+
+def benchmark(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n", type=int, default=10000, help="samples scored per run")

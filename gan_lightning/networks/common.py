@@ -62,3 +62,34 @@ class Projection(nn.Module):
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return (self.embed(one_hot(labels, self.num_classes, h)) * h).sum(dim=1)  # (B,)
+
+
+class MinibatchStd(nn.Module):
+    """The minibatch standard deviation layer (Karras et al., 2018, "Progressive Growing of GANs"): the standard
+    deviation of every feature over a group of `group_size` images, averaged into one number per group and
+    appended to each image's features (one more feature, or one more constant channel map). D can then tell a
+    batch of too-similar fakes from a batch of real digits, which pushes G away from collapsing onto a few modes.
+
+    Image i of a batch of B belongs to group i % (B / group), as in StyleGAN's code; a batch that `group_size`
+    does not divide uses its largest divisor below it (the whole batch when that is 1).
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        if group_size < 2:
+            raise ValueError(f"minibatch_std group size must be at least 2 (0 switches it off), got {group_size}")
+        self.group_size = group_size
+
+    def _group(self, batch: int) -> int:
+        group = next(g for g in range(min(self.group_size, batch), 0, -1) if batch % g == 0)
+        return batch if group == 1 else group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        group = self._group(b)
+        y = x.reshape(group, b // group, *x.shape[1:])  # (G, M, ...): image i in group i % M
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (M, ...)
+        std = std.flatten(1).mean(dim=1).repeat(group)  # (B,): each image gets its group's average
+        if x.dim() == 2:
+            return torch.cat([x, std[:, None]], dim=1)  # (B, F + 1)
+        return torch.cat([x, std.view(b, 1, 1, 1).expand(b, 1, *x.shape[2:])], dim=1)  # (B, C + 1, H, W)

@@ -2,8 +2,8 @@
 
 The generator grows a 4x smaller map twice with stride-2 transposed convolutions; the discriminator
 mirrors it with stride-2 convolutions. `n_extra_layers` adds 3x3 stride-1 convolutions at the half-size
-map of both (as `n_extra_layers` in the WGAN authors' DCGAN code): more depth for little compute. Conditional versions (num_classes > 0) follow the classic cGAN
-recipe: the one-hot label (B, K, 1, 1) is concatenated to the noise, and one-hot label maps (B, K, H, W)
+map of both (as `n_extra_layers` in the WGAN authors' DCGAN code): more depth for little compute.
+Conditional versions (num_classes > 0) follow the classic cGAN recipe: the one-hot label (B, K, 1, 1) is concatenated to the noise, and one-hot label maps (B, K, H, W)
 to the discriminator's input image.
 """
 
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gan_lightning.networks.common import (
+    MinibatchStd,
     Projection,
     apply_spectral_norm,
     check_conditioning,
@@ -75,7 +76,9 @@ class DCGANDiscriminator(nn.Module):
 
     `batch_norm` (the DCGAN recipe) or `spectral_norm` (SNGAN) stabilise D. For the conditional GAN,
     `conditioning="concat"` feeds one-hot label maps with the image; `"projection"` adds <embed(y), h> to the
-    logit instead, h being the features the final layer sees (a projection discriminator).
+    logit instead, h being the features the final layer sees (a projection discriminator). `minibatch_std` > 0
+    appends the standard deviation over groups of that many images as one more channel before the last strided
+    conv (ProGAN), against mode collapse.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class DCGANDiscriminator(nn.Module):
         spectral_norm: bool = False,
         conditioning: str = "concat",
         n_extra_layers: int = 0,
+        minibatch_std: int = 0,
     ):
         super().__init__()
         check_dims(num_classes=num_classes)
@@ -109,8 +113,10 @@ class DCGANDiscriminator(nn.Module):
                     nn.LeakyReLU(0.2, inplace=True),
                 )
             ],
+            # (B, ndf [+ 1], side/2, side/2): the minibatch standard deviation as one more channel
+            *([MinibatchStd(minibatch_std)] if minibatch_std else []),
             # -> (B, 2ndf, side/4, side/4)
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=not batch_norm),
+            nn.Conv2d(ndf + (1 if minibatch_std else 0), ndf * 2, 4, 2, 1, bias=not batch_norm),
             *([nn.BatchNorm2d(ndf * 2)] if batch_norm else []),
             nn.LeakyReLU(0.2, inplace=True),
             # -> (B, 1, 1, 1): a linear map of the (2ndf * side/4 * side/4) features

@@ -10,6 +10,7 @@ from gan_lightning.networks.common import (
     Projection,
     apply_spectral_norm,
     check_conditioning,
+    MinibatchStd,
     check_dims,
     dcgan_init,
     one_hot,
@@ -50,7 +51,8 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """Image (B, C, H, W) [+ label] -> Linear/LeakyReLU blocks -> one logit per image (B,).
 
-    `spectral_norm` normalises every linear layer (SNGAN). For the conditional GAN, `conditioning="concat"`
+    `spectral_norm` normalises every linear layer (SNGAN). `minibatch_std` > 0 appends the standard deviation
+    over groups of that many images to the input of the last hidden layer (ProGAN), against mode collapse. For the conditional GAN, `conditioning="concat"`
     appends the one-hot label to the pixels; `"projection"` adds <embed(y), h> to the logit, h being the
     last hidden features.
     """
@@ -63,6 +65,7 @@ class MLPDiscriminator(nn.Module):
         dropout: float = 0.0,
         spectral_norm: bool = False,
         conditioning: str = "concat",
+        minibatch_std: int = 0,
     ):
         super().__init__()
         check_dims(num_classes=num_classes)
@@ -70,14 +73,20 @@ class MLPDiscriminator(nn.Module):
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
         self.concat_labels = num_classes if conditioning == "concat" else 0
         layers, width = [], prod(self.image_shape) + self.concat_labels
-        for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2, inplace=True)]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            width = hidden
-        layers.append(nn.Linear(width, 1))
+        widths = [*hidden_dims, 1]
+        for i, out in enumerate(widths):
+            if minibatch_std and i == max(len(widths) - 2, 0):  # into the last hidden layer (or the output)
+                layers.append(MinibatchStd(minibatch_std))
+                width += 1
+            layers.append(nn.Linear(width, out))
+            if i < len(hidden_dims):
+                layers.append(nn.LeakyReLU(0.2, inplace=True))
+                if dropout:
+                    layers.append(nn.Dropout(dropout))
+            width = out
+        features = layers[-1].in_features  # what the output layer (and the projection) sees
         self.net = nn.Sequential(*layers)
-        self.projection = Projection(num_classes, width) if num_classes and conditioning == "projection" else None
+        self.projection = Projection(num_classes, features) if num_classes and conditioning == "projection" else None
         if spectral_norm:
             apply_spectral_norm(self)
 
