@@ -96,6 +96,13 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
     _check_int(cfg, "trainer.max_epochs", -1)
+    # the GAN steps its two optimizers itself (manual optimization), which Lightning cannot clip or accumulate for
+    if _value(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):
+        raise UserError("trainer.gradient_clip_val: Lightning does not clip gradients under the GAN's manual "
+                        "optimization; remove it (model.discriminator.spectral_norm or model.loss=wgan-gp tame D)")
+    if _value(cfg, "trainer.accumulate_grad_batches") not in (None, 1):
+        raise UserError("trainer.accumulate_grad_batches: Lightning does not accumulate gradients under the GAN's "
+                        "manual optimization; remove it and raise data.batch_size instead")
     _check_int(cfg, "callbacks.last_checkpoint.every_n_batches", 0)
     _check_int(cfg, "callbacks.sample_grid.every_n_epochs", 1)
     monitor = _value(cfg, "callbacks.best_checkpoint.monitor")

@@ -10,6 +10,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -162,6 +163,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("Run directory: %s", trainer.default_root_dir)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except MisconfigurationException as e:  # Lightning's own checks of the trainer with this model, at fit
+        raise UserError(f"trainer: {str(e).splitlines()[0]}") from None
     except SystemExit:  # Lightning ends a run stopped by SIGTERM or Ctrl-C this way
         stopped = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt) and c.signal_name), None)
         if stopped is None:
@@ -193,16 +196,37 @@ def _resume_hint(checkpoint: Path | None) -> str:
     return f"checkpoint saved to {checkpoint}; resume with: {command}"
 
 
+def check_trainer(cfg: DictConfig) -> None:
+    """Lightning's own checks of the trainer's arguments (accelerator, devices, precision, strategy...), made by
+    building a Trainer without callbacks, loggers or a folder: nothing is written, and nothing is printed."""
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"trainer.accelerator={accelerator}: there is no CUDA GPU on this machine (or torch was built "
+                        "without CUDA); train on the CPU with trainer=cpu")
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:  # "GPU available: ..." is said once, by the run itself
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build(cfg, "trainer", callbacks=[], logger=False, default_root_dir=None, enable_checkpointing=False)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def check_before_run(overrides: list[str], multirun: bool = False) -> None:
     """What is checked before Hydra makes a run folder, for every job of a sweep: the values, that the run's folders
-    can be written, that the data and the model can be built, and that `ckpt_path` is a safe checkpoint of that
-    model. (The trainer's own arguments are checked by Lightning once the run has started.)"""
+    can be written, that the data, the model and the trainer can be built, and that `ckpt_path` is a safe
+    checkpoint of that model."""
     for cfg in check_overrides(overrides, with_hydra=True):
         check_run_folders(cfg, multirun)
         resume = _resume_from(cfg)
         _, model = build_model(cfg, quality=None)  # (the quality metrics hold no weights)
         if resume is not None:
             check_fits(model, resume[1], resume[0])
+        check_trainer(cfg)
 
 
 def main() -> None:

@@ -82,6 +82,9 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
+    # Lightning refuses them under manual optimization, but only once the run has started
+    (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val: Lightning does not clip gradients"),
+    (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
     # a sweep is checked for every value, not just the first
     (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
 ])

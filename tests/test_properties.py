@@ -157,6 +157,13 @@ TRAIN_BAD = pairs({
     "hydra.run.dir": BAD_FOLDERS.filter(lambda v: not v.startswith("/proc")),
     "paths.output_dir": st.one_of(BAD_FOLDERS.filter(lambda v: not v.startswith("/proc")), NOT_A_PATH),
     "runs_dir": NOT_A_PATH,
+    # Lightning's own checks of the trainer, made before the run folder exists too
+    "trainer.precision": st.sampled_from(["17", "x", "bf17-mixed"]),
+    "trainer.devices": st.sampled_from(["0", "[]", "x"]),
+    "trainer.strategy": st.sampled_from(["foo", "deepspeed_stage_9"]),
+    "trainer.accelerator": st.sampled_from(["tpu", "mps", "foo"]),
+    "trainer.gradient_clip_val": st.sampled_from(["0.5", "1"]),
+    "trainer.accumulate_grad_batches": st.sampled_from(["2", "0"]),
 })
 
 

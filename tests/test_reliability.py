@@ -172,9 +172,9 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
     the weights of a run that was never interrupted: the same batches in the same order, the same noise."""
     batches, every = 12, 5  # checkpoints after batches 5 and 10 of each epoch, and at each epoch end
     overrides = [*TINY, "trainer.max_epochs=2", f"trainer.limit_train_batches={batches}",
-                 f"callbacks.last_checkpoint.every_n_batches={every}"]
+                 f"callbacks.last_checkpoint.every_n_batches={every}", "runs_dir=my_runs"]  # runs go, and last looks, there
     process = _start_cli(*overrides, cwd=tmp_path)
-    last = _wait_for("outputs/train/*/checkpoints/last.ckpt", tmp_path, process)
+    last = _wait_for("my_runs/*/checkpoints/last.ckpt", tmp_path, process)
     process.kill()
     process.wait()
     killed_at = load_checkpoint(last)["global_step"]
@@ -183,7 +183,7 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
     resumed = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, "ckpt_path=last"],
                              cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    resumed_last = max(tmp_path.glob("outputs/train/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    resumed_last = max(tmp_path.glob("my_runs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime_ns)
     assert resumed_last != last
 
     train(compose_config([*overrides, f"paths.output_dir={tmp_path / 'uninterrupted'}"]))

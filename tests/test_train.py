@@ -122,6 +122,10 @@ def _cli(*args, cwd):
     ("optimizer.lr=0", "optimizer.lr"),
     ("data.batch_size=0", "data.batch_size"),
     ("model=gan9000", "model=gan9000"),
+    # the trainer's own arguments, which Lightning checks: before the run folder exists too
+    ("trainer.precision=17", "Precision 17 is invalid"),
+    ("trainer.gradient_clip_val=1", "trainer.gradient_clip_val"),
+    pytest.param("trainer=gpu", "no CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has a GPU")),
 ])
 def test_cli_rejects_bad_values_with_one_line(override, key, tmp_path):
     result = _cli(override, cwd=tmp_path)
