@@ -164,6 +164,18 @@ def test_ema_update_blends_towards_the_generator_with_a_warm_up():
     assert all(torch.equal(a, b) for a, b in zip(gan.generator_ema.buffers(), gan.generator.buffers()))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ema_update_never_waits_for_the_gpu():
+    gan = _gan("model=dcgan", "model.ema_decay=0.999").cuda()
+    torch.cuda.set_sync_debug_mode("error")  # any device-to-host copy raises
+    try:
+        for _ in range(3):
+            gan._update_ema()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert gan.ema_updates.item() == 3
+
+
 def test_without_ema_there_is_no_average_generator():
     gan = _gan("model=dcgan", "model.ema_decay=0")
     assert gan.generator_ema is None and gan.sampling_generator is gan.generator

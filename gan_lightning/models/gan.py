@@ -197,13 +197,16 @@ class GAN(L.LightningModule):
     def _update_ema(self) -> None:
         """Blend the EMA generator towards G: w_ema <- d * w_ema + (1 - d) * w, with the decay warming up as
         d = min(ema_decay, (1 + n) / (10 + n)) after n updates, so the average forgets the random initial
-        weights early. Buffers (BatchNorm running statistics) are copied."""
+        weights early. Buffers (BatchNorm running statistics) are copied. The decay is computed on the device, so
+        the update never waits for the GPU (a `.item()` of the counter would, after every G step)."""
         if self.generator_ema is None:
             return
-        n = self.ema_updates.item()
-        decay = min(self.hparams.ema_decay, (1 + n) / (10 + n))
+        n = self.ema_updates.float()
+        decay = ((1 + n) / (10 + n)).clamp(max=self.hparams.ema_decay)  # a 0-dim tensor on the device
         ema_params = list(self.generator_ema.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in self.generator.parameters()], 1.0 - decay)
+        steps = torch._foreach_sub([p.detach() for p in self.generator.parameters()], ema_params)  # w - w_ema
+        torch._foreach_mul_(steps, 1.0 - decay)
+        torch._foreach_add_(ema_params, steps)
         for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
             ema_buffer.copy_(buffer)
         self.ema_updates += 1
