@@ -133,7 +133,8 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
                 for p in discriminator.parameters():
                     p.requires_grad_(True)
                 gan._update_ema()  # the generator EMA, when the recipe keeps one
-        # what the Lightning loop logs each step costs a host sync on a GPU; the bare loop pays it too
+        # the project's loop checks each loss for NaN/inf before its step (`GAN._check_finite`), a host sync on a
+        # GPU; the bare loop reads its losses once a step, as a plain loop that prints them would: the same syncs
         d_loss.item()
         if g_step:
             g_loss.item()
