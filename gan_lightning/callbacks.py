@@ -41,9 +41,10 @@ class SampleGrid(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         if trainer.ckpt_path is None or not trainer.is_global_zero:
             return
-        earlier = Path(trainer.ckpt_path).resolve().parent.parent / self.dirpath.name
-        if not earlier.is_dir() or earlier == self.dirpath.resolve():
-            return
+        checkpoints = Path(trainer.ckpt_path).resolve().parent
+        earlier = checkpoints.parent / self.dirpath.name
+        if checkpoints.name != "checkpoints" or not earlier.is_dir() or earlier == self.dirpath.resolve():
+            return  # not a run folder's checkpoint, or resumed in its own run folder
         self.dirpath.mkdir(parents=True, exist_ok=True)
         for grid in earlier.glob("epoch_*.png"):
             match = EPOCH_GRID.fullmatch(grid.name)
