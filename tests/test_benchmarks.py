@@ -116,3 +116,8 @@ def test_recipe_benchmark_refuses_a_run_of_another_recipe_in_one_line(tmp_path, 
     with pytest.raises(SystemExit):  # the quality benchmark shares the runs, and the check
         quality.main(["--epochs", "vanilla=10", "--out", str(tmp_path)])
     assert "another recipe" in capsys.readouterr().err
+    # scoring its 10-epoch checkpoint without training is refused the same way
+    (tmp_path / "vanilla" / "default" / "checkpoints" / "epoch_009.ckpt").write_bytes(b"an epoch's checkpoint")
+    with pytest.raises(SystemExit):
+        recipes.main(["--runs", "vanilla/default", "--out", str(tmp_path), "--at-epoch", "10"])
+    assert "another recipe" in capsys.readouterr().err

@@ -48,6 +48,14 @@ def run_config(model: str, recipe: str, epochs: int, seed: int, folder: Path) ->
                            f"paths.output_dir={folder}", "trainer.enable_progress_bar=false"])
 
 
+def check_recipe(done: dict, expected: dict, folder: Path, model: str, recipe: str) -> None:
+    """A run's recorded recipe is today's, or the run may not be scored under today's name."""
+    if done.get("recipe") != expected:
+        raise UserError(f"{folder} holds a {model} run of another recipe than today's {recipe} recipe (a default "
+                        "changed since it was trained, or it predates recorded recipes): pass a new --out, or "
+                        "--retrain to train it again there")
+
+
 def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False) -> dict:
     """Train one pair unless a finished run of the same recipe and budget is already in its folder; returns
     what `result.json` records (overrides, epochs, seed, the resolved recipe, minutes, checkpoint).
@@ -61,10 +69,7 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     result_file, last = folder / "result.json", folder / "checkpoints" / "last.ckpt"
     if result_file.exists() and not retrain:
         done = json.loads(result_file.read_text())
-        if done.get("recipe") != record["recipe"]:
-            raise UserError(f"{folder} holds a {model} run of another recipe than today's {recipe} recipe (a default "
-                            "changed since it was trained, or it predates recorded recipes): pass a new --out, or "
-                            "--retrain to train it again there")
+        check_recipe(done, record["recipe"], folder, model, recipe)
         if {k: done.get(k) for k in record} == record and "checkpoint" in done and Path(done["checkpoint"]).exists():
             return done
     # a run that an earlier benchmark left unfinished (killed, out of time) goes on from its last checkpoint
@@ -147,6 +152,12 @@ def benchmark(argv=None) -> None:
             checkpoint = args.out / model / recipe / "checkpoints" / f"epoch_{args.at_epoch - 1:03d}.ckpt"
             if not checkpoint.exists():
                 parser.error(f"no checkpoint after {args.at_epoch} epochs for {model}/{recipe}: {checkpoint}")
+            result_file = args.out / model / recipe / "result.json"
+            done = json.loads(result_file.read_text()) if result_file.exists() else {}
+            if "recipe" in done:  # (runs from before recipes were recorded are taken as they are)
+                folder = args.out / model / recipe
+                expected = resolved_recipe(run_config(model, recipe, args.at_epoch, args.seed, folder))
+                check_recipe(done, expected, folder, model, recipe)
             records[model, recipe] = {"overrides": overrides(model, recipe), "checkpoint": str(checkpoint)}
         args.epochs = args.at_epoch
     else:
