@@ -79,7 +79,9 @@ def _check_choice(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
-    from gan_lightning.models.losses import LOSSES  # (the models import the sampling code, which imports this)
+    # (the models import the sampling code, which imports this)
+    from gan_lightning.models.gan import CLIP_ALGORITHMS
+    from gan_lightning.models.losses import LOSSES
 
     _check_int(cfg, "model.noise_dim", 1)
     _check_int(cfg, "model.grid_cols", 1)
@@ -90,6 +92,8 @@ def validate(cfg: DictConfig) -> None:
     _check_choice(cfg, "model.loss", LOSSES)
     _check_int(cfg, "model.d_steps", 1)
     _check_fraction(cfg, "model.ema_decay")
+    _check_positive(cfg, "model.gradient_clip_val")
+    _check_choice(cfg, "model.gradient_clip_algorithm", CLIP_ALGORITHMS)
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")
@@ -99,7 +103,7 @@ def validate(cfg: DictConfig) -> None:
     # the GAN steps its two optimizers itself (manual optimization), which Lightning cannot clip or accumulate for
     if _value(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):
         raise UserError("trainer.gradient_clip_val: Lightning does not clip gradients under the GAN's manual "
-                        "optimization; remove it (model.discriminator.spectral_norm or model.loss=wgan-gp tame D)")
+                        "optimization; the model does: use model.gradient_clip_val (and model.gradient_clip_algorithm)")
     if _value(cfg, "trainer.accumulate_grad_batches") not in (None, 1):
         raise UserError("trainer.accumulate_grad_batches: Lightning does not accumulate gradients under the GAN's "
                         "manual optimization; remove it and raise data.batch_size instead")

@@ -21,7 +21,8 @@ from gan_lightning.data import MNISTDataModule
     [],
     ["model.loss=hinge", "model.discriminator.spectral_norm=true", "model.ema_decay=0.99", "model.d_steps=2"],
     ["model.loss=wgan-gp", "optimizer.d_lr=4e-4"],
-], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur"])
+    ["model.gradient_clip_val=0.05"],
+], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur", "clipped"])
 def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
     """Same initial weights, same batches, same seed: both loops end with the same weights, so the throughput
     benchmark compares like with like."""

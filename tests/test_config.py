@@ -83,8 +83,10 @@ def test_defaults_follow_the_dcgan_paper():
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
     # Lightning refuses them under manual optimization, but only once the run has started
-    (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val: Lightning does not clip gradients"),
+    (["trainer.gradient_clip_val=1.0"], "use model.gradient_clip_val"),
     (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
+    (["model.gradient_clip_val=-1"], "model.gradient_clip_val must be a positive number, got -1"),
+    (["model.gradient_clip_algorithm=l2"], "model.gradient_clip_algorithm='l2' is not one of: norm, value"),
     # a sweep is checked for every value, not just the first
     (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
 ])

@@ -1,11 +1,13 @@
 """The recipe switches: losses, gradient penalty, spectral norm, minibatch standard deviation, generator EMA, TTUR,
-projection discriminator, D steps per G step, and the seed projects' recipes as experiments."""
+projection discriminator, D steps per G step, gradient clipping, and the seed projects' recipes as experiments."""
 
+import lightning as L
 import pytest
 import torch
 
 from gan_lightning.checkpoint import export_generator, load_checkpoint, load_generator
 from gan_lightning.config import check_overrides, compose_config
+from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import UserError
 from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks import DCGANDiscriminator, MLPDiscriminator
@@ -189,6 +191,26 @@ def test_two_time_scale_learning_rates():
     # by default the discriminator follows the generator's learning rate
     opt_g, opt_d = _gan("model=dcgan", "optimizer.lr=3e-4").configure_optimizers()
     assert opt_d.param_groups[0]["lr"] == 3e-4
+
+
+def _gradients(*overrides) -> dict[str, torch.Tensor]:
+    """Train two real batches; each network's gradients at its last step, as one vector (the G step freezes D's)."""
+    torch.manual_seed(0)
+    gan = _gan("model=vanilla", "model.ema_decay=0", *overrides)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(gan, datamodule=MNISTDataModule(batch_size=16))
+    return {name: torch.cat([p.grad.flatten() for p in net.parameters()])
+            for name, net in (("generator", gan.generator), ("discriminator", gan.discriminator))}
+
+
+def test_gradient_clipping_bounds_each_networks_gradients_before_its_step():
+    unclipped = _gradients()
+    assert all(g.norm() > 0.01 and g.abs().max() > 1e-4 for g in unclipped.values())  # so the clips have work
+    by_norm = _gradients("model.gradient_clip_val=0.01")
+    assert all(g.norm().item() == pytest.approx(0.01, rel=1e-3) for g in by_norm.values())
+    by_value = _gradients("model.gradient_clip_val=1e-4", "model.gradient_clip_algorithm=value")
+    assert all(g.abs().max().item() <= 1e-4 for g in by_value.values())
 
 
 def test_wgan_gp_refuses_batch_norm_in_the_discriminator():

@@ -93,6 +93,17 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
     loss, d_steps = gan.hparams.loss, gan.hparams.d_steps
+    clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
+
+    def clip(optimizer):  # as GAN._clip_gradients, through Lightning's clip_gradients
+        if clip_val is None:
+            return
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, clip_val)
     for i, (images, labels) in enumerate(batches):
         if i == warmup:
             synchronize(device)
@@ -117,6 +128,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
                 d_loss = d_loss + gan.hparams.gp_weight * gradient_penalty(discriminator, real, fake, real_labels)
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(d_loss).backward()
+            clip(opt_d)
             scaler.step(opt_d)
             scaler.update()
             for p in generator.parameters():
@@ -128,6 +140,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
                 g_loss = generator_loss(loss, discriminator(fake, fake_labels))
                 opt_g.zero_grad(set_to_none=True)
                 scaler.scale(g_loss).backward()
+                clip(opt_g)
                 scaler.step(opt_g)
                 scaler.update()
                 for p in discriminator.parameters():

@@ -23,6 +23,9 @@ from gan_lightning.metrics.quality import held_out_images
 from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks.spec import network_spec
 
+# how `gradient_clip_val` clips: the gradients' total norm, or each value (Lightning's names)
+CLIP_ALGORITHMS = ("norm", "value")
+
 # the quality metrics logged at every validation (label accuracy for the conditional GAN only)
 LOGGED_QUALITY = ("fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy")
 
@@ -44,7 +47,7 @@ class GAN(L.LightningModule):
     `optimizer` maps "generator" and "discriminator" to optimizer factories (partials taking the parameters).
 
     The recipe: `loss` is "bce" (non-saturating), "hinge" or "wgan-gp" (with `gp_weight`); D takes `d_steps`
-    steps per G step; `ema_decay` > 0 keeps an exponential moving average of G's weights (`generator_ema`),
+    steps per G step; `gradient_clip_val` clips each network's gradients before its step; `ema_decay` > 0 keeps an exponential moving average of G's weights (`generator_ema`),
     which sampling, validation metrics and export use; `compile` compiles both networks with torch.compile.
     """
 
@@ -65,6 +68,8 @@ class GAN(L.LightningModule):
         gp_weight: float = 10.0,
         d_steps: int = 1,
         ema_decay: float = 0.0,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
         compile: bool = False,
     ):
         super().__init__()
@@ -76,6 +81,11 @@ class GAN(L.LightningModule):
             raise UserError(f"model.ema_decay must be in [0, 1) (0 switches the EMA off), got {ema_decay}")
         if d_steps < 1:
             raise UserError(f"model.d_steps must be a positive integer, got {d_steps}")
+        if gradient_clip_val is not None and not gradient_clip_val > 0:
+            raise UserError(f"model.gradient_clip_val must be a positive number or null, got {gradient_clip_val}")
+        if gradient_clip_algorithm not in CLIP_ALGORITHMS:
+            raise UserError(f"model.gradient_clip_algorithm must be one of {', '.join(CLIP_ALGORITHMS)}, "
+                            f"got {gradient_clip_algorithm!r}")
         self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
         # the label input of both networks: 0 classes makes them unconditional
         label_classes = num_classes if conditional else 0
@@ -182,6 +192,14 @@ class GAN(L.LightningModule):
             self.log_dict(logs, prog_bar=True)
             # D(x), D(G(z)): probabilities for BCE, raw critic scores for hinge and WGAN-GP
             self.log_dict({"train/d_real": self._score(d_real.detach()), "train/d_fake": self._score(d_fake.detach())})
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clip the gradients of the network about to step. Lightning refuses `Trainer(gradient_clip_val=...)` under
+        manual optimization, so the module clips, in this hook: Lightning calls it inside `optimizer.step()`, after
+        unscaling 16-mixed gradients, so the clip applies to the true gradients in every precision."""
+        if self.hparams.gradient_clip_val is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm=self.hparams.gradient_clip_algorithm)
 
     def _logs_this_step(self) -> bool:
         """Whether Lightning writes this batch's training logs (every `trainer.log_every_n_steps` batches, and the
