@@ -261,6 +261,7 @@ def test_the_ema_generator_is_checkpointed_and_is_what_samples_and_exports(tmp_p
 def test_seed_recipes_are_one_experiment_away(model):
     cfg = compose_config([f"experiment=seed_{model}"])
     assert cfg.model.loss == "bce" and cfg.model.ema_decay == 0 and cfg.model.noise_dim == 64
+    assert cfg.model.gradient_clip_val is None
     assert cfg.optimizer.lr == cfg.optimizer.d_lr == 2e-4 and (cfg.optimizer.beta1, cfg.optimizer.beta2) == (0.5, 0.999)
     assert cfg.data.batch_size == 128 and cfg.model.conditional == (model == "cgan")
     assert not cfg.model.discriminator.spectral_norm and cfg.model.discriminator.minibatch_std == 0
