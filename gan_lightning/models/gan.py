@@ -47,8 +47,9 @@ class GAN(L.LightningModule):
     `optimizer` maps "generator" and "discriminator" to optimizer factories (partials taking the parameters).
 
     The recipe: `loss` is "bce" (non-saturating), "hinge" or "wgan-gp" (with `gp_weight`); D takes `d_steps`
-    steps per G step; `gradient_clip_val` clips each network's gradients before its step; `ema_decay` > 0 keeps an exponential moving average of G's weights (`generator_ema`),
-    which sampling, validation metrics and export use; `compile` compiles both networks with torch.compile.
+    steps per G step; `gradient_clip_val` clips each network's gradients before its step; `ema_decay` > 0 keeps
+    an exponential moving average of G's weights (`generator_ema`), which sampling, validation metrics and
+    export use; `compile` compiles both networks with torch.compile.
     """
 
     def __init__(

@@ -3,8 +3,8 @@
 The generator grows a 4x smaller map twice with stride-2 transposed convolutions; the discriminator
 mirrors it with stride-2 convolutions. `n_extra_layers` adds 3x3 stride-1 convolutions at the half-size
 map of both (as `n_extra_layers` in the WGAN authors' DCGAN code): more depth for little compute.
-Conditional versions (num_classes > 0) follow the classic cGAN recipe: the one-hot label (B, K, 1, 1) is concatenated to the noise, and one-hot label maps (B, K, H, W)
-to the discriminator's input image.
+Conditional versions (num_classes > 0) follow the classic cGAN recipe: the one-hot label (B, K, 1, 1) is
+concatenated to the noise, and one-hot label maps (B, K, H, W) to the discriminator's input image.
 """
 
 from collections.abc import Sequence

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from gan_lightning.networks.common import (
+    MinibatchStd,
     Projection,
     apply_spectral_norm,
     check_conditioning,
-    MinibatchStd,
     check_dims,
     dcgan_init,
     one_hot,
@@ -52,9 +52,9 @@ class MLPDiscriminator(nn.Module):
     """Image (B, C, H, W) [+ label] -> Linear/LeakyReLU blocks -> one logit per image (B,).
 
     `spectral_norm` normalises every linear layer (SNGAN). `minibatch_std` > 0 appends the standard deviation
-    over groups of that many images to the input of the last hidden layer (ProGAN), against mode collapse. For the conditional GAN, `conditioning="concat"`
-    appends the one-hot label to the pixels; `"projection"` adds <embed(y), h> to the logit, h being the
-    last hidden features.
+    over groups of that many images to the input of the last hidden layer (ProGAN), against mode collapse. For
+    the conditional GAN, `conditioning="concat"` appends the one-hot label to the pixels; `"projection"` adds
+    <embed(y), h> to the logit, h being the last hidden features.
     """
 
     def __init__(
