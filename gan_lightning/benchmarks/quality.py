@@ -5,7 +5,8 @@ the targets (the conditional GAN's label accuracy >= 97%; every model making eve
 `python scripts/benchmark_quality.py --epochs vanilla=10 dcgan=10 cgan=10 --n 10000`
 
 The runs are those of `benchmark_recipes.py` (its `default` recipe, same folder layout and default `--out`): a
-finished run of the same budget and seed is scored, not trained again; an unfinished one resumes.
+finished run of the same recipe, budget and seed is scored, not trained again; an unfinished one resumes; a run
+of another recipe is refused.
 """
 
 import argparse

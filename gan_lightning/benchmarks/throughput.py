@@ -95,7 +95,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     loss, d_steps = gan.hparams.loss, gan.hparams.d_steps
     clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
 
-    def clip(optimizer):  # as GAN._clip_gradients, through Lightning's clip_gradients
+    def clip(optimizer):  # as GAN.on_before_optimizer_step does through Lightning's clip_gradients
         if clip_val is None:
             return
         scaler.unscale_(optimizer)
