@@ -4,7 +4,9 @@ Entry points catch it, print its message as a single line and exit with code 2; 
 and keeps its traceback.
 """
 
+import signal
 import sys
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -15,3 +17,20 @@ def fail(error: UserError) -> None:
     """The end of a command that was asked for something wrong: one line on stderr, exit code 2."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite: training further would only train on garbage. Usually the recipe's fault
+    (a learning rate too high), so it ends a run like a bad value does."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or Ctrl-C stopped the run; `checkpoint` is where it was saved (None: nothing saved)."""
+
+    def __init__(self, signal_name: str, checkpoint: Path | None):
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name, self.checkpoint = signal_name, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + signal.Signals[self.signal_name]  # the shell's convention: 130 for SIGINT, 143 for SIGTERM

@@ -24,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.errors import UserError, fail
+from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,6 @@ def run_job(cfg: DictConfig, train: Callable[[DictConfig], dict[str, float]]) ->
     crashes the whole study, hydra issue #2237; a NaN metric is returned as +inf too.) Everything else that
     stops a job is recorded and raised as before.
     """
-    from gan_lightning.models.gan import TrainingDiverged
-    from gan_lightning.train import TrainingInterrupted
-
     metric = cfg.get("optimized_metric")
     started, status, message, metrics = time.perf_counter(), "failed", None, {}
     try:

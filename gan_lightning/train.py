@@ -2,7 +2,6 @@
 
 import logging
 import shlex
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -19,10 +18,10 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.callbacks import LAST, CheckpointOnInterrupt
+from gan_lightning.callbacks import LAST, CheckpointOnInterrupt, LastCheckpoint
 from gan_lightning.checkpoint import check_fits, load_checkpoint
 from gan_lightning.config import CONFIG_DIR, check_overrides, check_run_folders, check_writable, validate
-from gan_lightning.errors import UserError, fail
+from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
 from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
 
@@ -96,18 +95,6 @@ def _add_hparams_summary(logger: TensorBoardLogger, params: dict[str, Any]) -> N
         writer.add_summary(summary)
 
 
-class TrainingInterrupted(Exception):
-    """SIGTERM or Ctrl-C stopped the run; `checkpoint` is where it was saved (None: nothing saved)."""
-
-    def __init__(self, signal_name: str, checkpoint: Path | None):
-        super().__init__(f"interrupted by {signal_name}")
-        self.signal_name, self.checkpoint = signal_name, checkpoint
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + signal.Signals[self.signal_name]  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-
-
 def resolve_ckpt_path(ckpt_path: str | None, runs_dir: str | Path) -> Path | None:
     """`ckpt_path` as a checkpoint file: `last` is the most recently written `<runs_dir>/*/checkpoints/last.ckpt`."""
     if ckpt_path is None:
@@ -165,6 +152,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except MisconfigurationException as e:  # Lightning's own checks of the trainer with this model, at fit
         raise UserError(f"trainer: {str(e).splitlines()[0]}") from None
+    except TrainingDiverged as e:
+        last = next((c.saved for c in callbacks if isinstance(c, LastCheckpoint) and c.saved), None)
+        resume = f"last good checkpoint: {last}" if last else "no checkpoint was saved yet"
+        raise TrainingDiverged(f"{e}; {resume}; try a lower optimizer.lr") from None
     except SystemExit:  # Lightning ends a run stopped by SIGTERM or Ctrl-C this way
         stopped = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt) and c.signal_name), None)
         if stopped is None:

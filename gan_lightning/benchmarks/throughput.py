@@ -14,6 +14,10 @@ import copy
 import statistics
 import tempfile
 import time
+import traceback
+import warnings
+from collections import Counter
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -80,7 +84,43 @@ class BatchTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = "32-true", compile: bool = False) -> float:
+class SyncCounter(L.Callback):
+    """Counts the host syncs of the timed batches (CUDA's sync debug mode: every operation that makes the host wait
+    for the GPU warns), by the line of the project or of Lightning that asked for them."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.batches, self.sites = warmup, 0, Counter()
+        self._recording: warnings.catch_warnings | None = None
+
+    def _record(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if "synchroniz" not in str(message):
+            return
+        frames = [f for f in traceback.extract_stack()[:-1] if "/warnings.py" not in f.filename]
+        ours = [f for f in frames if "lightning" in f.filename and f.filename != __file__]
+        frame = (ours or frames)[-1]
+        self.sites[f"{'/'.join(Path(frame.filename).parts[-3:])}:{frame.lineno} ({frame.name})"] += 1
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup and pl_module.device.type == "cuda":
+            self._recording = warnings.catch_warnings()
+            self._recording.__enter__()
+            warnings.simplefilter("always")
+            warnings.showwarning = self._record
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self._recording is not None:
+            self.batches += 1
+
+    def on_train_end(self, trainer, pl_module):
+        if self._recording is not None:
+            torch.cuda.set_sync_debug_mode("default")
+            self._recording.__exit__(None, None, None)
+            self._recording = None
+
+
+def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = "32-true", compile: bool = False,
+              log_every_n_steps: int = 50) -> float:
     """The same D and G steps as `GAN.training_step`, in plain PyTorch, under the same `precision` (Lightning's
     names). Returns seconds after warm-up."""
     autocast_dtype, scaling = PRECISIONS[str(precision)]
@@ -146,19 +186,20 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
                 for p in discriminator.parameters():
                     p.requires_grad_(True)
                 gan._update_ema()  # the generator EMA, when the recipe keeps one
-        # the project's loop checks each loss for NaN/inf before its step (`GAN._check_finite`), a host sync on a
-        # GPU; the bare loop reads its losses once a step, as a plain loop that prints them would: the same syncs
-        d_loss.item()
-        if g_step:
-            g_loss.item()
+        # the project's loop checks the losses for NaN/inf at every step on a CPU and every log_every_n_steps
+        # batches on a GPU (`GAN._check_finite`); the bare loop reads them as often, as a loop printing them would
+        if device.type != "cuda" or (i + 1) % log_every_n_steps == 0:
+            d_loss.item()
+            if g_step:
+                g_loss.item()
     synchronize(device)
     return time.perf_counter() - start
 
 
-def lightning_loop(gan, cfg, batches, warmup: int) -> float:
+def lightning_loop(gan, cfg, batches, warmup: int, extra_callbacks=()) -> float:
     """The project's loop: the configured Trainer, logger and callbacks, on the given batches."""
     timer = BatchTimer(warmup)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer, *extra_callbacks]
     loggers = [instantiate(c) for c in cfg.logger.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, enable_progress_bar=True)
     trainer.fit(gan, datamodule=FixedBatches(batches, batch_size=cfg.data.batch_size))
@@ -166,8 +207,9 @@ def lightning_loop(gan, cfg, batches, warmup: int) -> float:
 
 
 def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: int, device: str = "cpu",
-              compile: bool = False) -> list[dict]:
-    """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`)."""
+              compile: bool = False, count_syncs: bool = False) -> list[dict]:
+    """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`);
+    `count_syncs` (CUDA): one more run of the project's loop counts its host syncs per batch."""
     device = torch.device(device)
     dm = MNISTDataModule(batch_size=batch_size)
     dm.setup()
@@ -193,12 +235,17 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
             torch.manual_seed(0)
             initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
             bare, project = [], []
+            log_every = int(cfg.trainer.log_every_n_steps)
             for _ in range(repeats):
-                bare.append(bare_loop(copy.deepcopy(initial), batches, warmup, device, precision, compile))
+                bare.append(bare_loop(copy.deepcopy(initial), batches, warmup, device, precision, compile, log_every))
                 project.append(lightning_loop(copy.deepcopy(initial), cfg, batches, warmup))
+            syncs = None
+            if count_syncs and device.type == "cuda":
+                syncs = SyncCounter(warmup)
+                lightning_loop(copy.deepcopy(initial), cfg, batches, warmup, [syncs])
         bare_rate, project_rate = timed_images / statistics.median(bare), timed_images / statistics.median(project)
         rows.append({"model": model, "bare": bare_rate, "lightning": project_rate, "ratio": project_rate / bare_rate,
-                     "precision": precision})
+                     "precision": precision, "syncs": syncs})
     return rows
 
 
@@ -213,6 +260,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=default_devices,
                         help="where to train: cpu as trainer=cpu, cuda as trainer=gpu (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="compile the networks (model.compile=true)")
+    parser.add_argument("--syncs", action="store_true",
+                        help="on a GPU, also count the project loop's host syncs per batch, and where they happen")
     args = parser.parse_args(argv)
     if args.batch_size is None:
         args.batch_size = compose_config([]).data.batch_size
@@ -223,7 +272,8 @@ def main(argv=None) -> None:
     if "cuda" in args.device and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU here")
     for device in args.device:
-        rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, device, args.compile)
+        rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, device, args.compile,
+                         args.syncs)
         name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
         print(f"\nTraining throughput, images/s ({name}, {rows[0]['precision']}{', compiled' if args.compile else ''}; "
               f"batch {args.batch_size}, median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
@@ -231,3 +281,11 @@ def main(argv=None) -> None:
         print("|---|---:|---:|---:|")
         for row in rows:
             print(f"| {row['model']} | {row['bare']:.0f} | {row['lightning']:.0f} | {row['ratio']:.2f} |")
+        for row in rows:
+            if row["syncs"] is not None:
+                counter = row["syncs"]
+                total = sum(counter.sites.values())
+                print(f"\nhost syncs, {row['model']}: {total} in {counter.batches} timed batches "
+                      f"({total / max(counter.batches, 1):.2f} per batch)")
+                for site, n in counter.sites.most_common():
+                    print(f"  {n:5d}  {site}")

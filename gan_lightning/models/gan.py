@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from gan_lightning.callbacks import LastCheckpoint
-from gan_lightning.errors import UserError
+from gan_lightning.errors import TrainingDiverged, UserError
 from gan_lightning.metrics import GANQuality
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.quality import held_out_images
+from gan_lightning.models.divergence import DivergenceWatch
 from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks.spec import network_spec
 
@@ -30,10 +30,6 @@ CLIP_ALGORITHMS = ("norm", "value")
 LOGGED_QUALITY = ("fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy")
 
 NetworkFactory = Callable[..., nn.Module]
-
-
-class TrainingDiverged(UserError):
-    """A loss became NaN or infinite: training further would only train on garbage."""
 
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -106,6 +102,7 @@ class GAN(L.LightningModule):
         # FID, KID, MNIST score, class balance (and label accuracy) of `eval_samples` fakes at each validation
         self.quality = quality
         self._real_metrics: dict | None = None  # the real-data reference, scored at the first validation
+        self._divergence = DivergenceWatch()  # NaN/inf losses, checked without a host sync per step on a GPU
 
         # Fixed noise, so the grids of successive epochs are comparable. Conditional: one row per digit,
         # the same z down each column (one style per column).
@@ -172,7 +169,7 @@ class GAN(L.LightningModule):
             penalty = gradient_penalty(self.discriminator, real, fake, real_labels)
             d_loss = d_loss + self.hparams.gp_weight * penalty
             logs["train/gradient_penalty"] = penalty.detach()
-        self._check_finite("d_loss", d_loss, batch_idx)
+        self._watch_finite("d_loss", d_loss, batch_idx)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -181,7 +178,7 @@ class GAN(L.LightningModule):
         if g_step:  # G step against the updated D
             self.toggle_optimizer(opt_g)
             g_loss = generator_loss(loss, self.discriminator(fake, fake_labels))
-            self._check_finite("g_loss", g_loss, batch_idx)
+            self._watch_finite("g_loss", g_loss, batch_idx)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -190,6 +187,7 @@ class GAN(L.LightningModule):
             logs["train/g_loss"] = g_loss.detach()
 
         if self._logs_this_step():
+            self._check_finite()  # on a GPU: here, where the logs read the device anyway
             self.log_dict(logs, prog_bar=True)
             # D(x), D(G(z)): probabilities for BCE, raw critic scores for hinge and WGAN-GP
             self.log_dict({"train/d_real": self._score(d_real.detach()), "train/d_fake": self._score(d_fake.detach())})
@@ -230,17 +228,22 @@ class GAN(L.LightningModule):
             ema_buffer.copy_(buffer)
         self.ema_updates += 1
 
-    def _check_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> None:
-        """Stop before a NaN or inf loss reaches the weights, naming the step and the last good checkpoint."""
-        # every rank decides together: a rank that stopped alone would leave the others waiting in an all-reduce
-        if self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
-            return
-        last = next((cb.saved for cb in self.trainer.callbacks if isinstance(cb, LastCheckpoint) and cb.saved), None)
-        resume = f"last good checkpoint: {last}" if last else "no checkpoint was saved yet"
-        raise TrainingDiverged(
-            f"training diverged: {name} = {loss.item()} at epoch {self.current_epoch}, batch {batch_idx} "
-            f"(global step {self.global_step}); {resume}; try a lower optimizer.lr"
-        )
+    def _watch_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> None:
+        """Note whether `loss` is finite; on a CPU, where reading it costs nothing, check before the step, so a NaN
+        or inf never reaches the weights. On a GPU `_check_finite` runs at log steps, epoch ends and checkpoints."""
+        self._divergence.watch(loss, name, self.current_epoch, batch_idx, self.global_step)
+        if loss.device.type == "cpu":
+            self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Stop training at the first NaN or inf loss watched since the last check, naming its step."""
+        divergence = self._divergence.check(
+            lambda finite: self.trainer.strategy.reduce_boolean_decision(finite, all=True))
+        if divergence is not None:
+            raise TrainingDiverged(str(divergence))
+
+    def on_train_epoch_end(self) -> None:
+        self._check_finite()
 
     def on_fit_start(self) -> None:
         # Under DDP every rank starts from the same seed (and a resumed run from rank 0's saved RNG state): give
@@ -310,6 +313,7 @@ class GAN(L.LightningModule):
         ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_finite()  # never save the weights of a diverged step
         # what `gan_lightning.checkpoint` needs to rebuild the networks without unpickling objects
         checkpoint["networks"] = self.networks
         # the state of the training noise (and rotation) stream, so a resumed run draws what this one would have;
@@ -331,9 +335,11 @@ class GAN(L.LightningModule):
         if world > 1 and per_rank is not None and len(per_rank) == world:
             torch.set_rng_state(per_rank[self.global_rank].cpu())
             self._restored_rank_rng = True  # on_fit_start keeps it rather than re-seeding
+            # Lightning calls this hook before it moves the module to its device, so the device is the strategy's
             cuda_per_rank = rng.get("cuda_per_rank")
-            if cuda_per_rank is not None and len(cuda_per_rank) == world and self.device.type == "cuda":
-                torch.cuda.set_rng_state(cuda_per_rank[self.global_rank].cpu(), self.device)
+            device = self.trainer.strategy.root_device
+            if cuda_per_rank is not None and len(cuda_per_rank) == world and device.type == "cuda":
+                torch.cuda.set_rng_state(cuda_per_rank[self.global_rank].cpu(), device)
             return
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
