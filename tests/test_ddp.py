@@ -148,3 +148,22 @@ def test_resuming_mid_epoch_continues_each_ranks_share():
 def test_data_on_the_device_needs_batches_cut_in_the_training_process():
     with pytest.raises(UserError, match="num_workers=0"):
         MNISTDataModule(on_device=True, num_workers=2)
+
+
+@pytest.mark.slow
+def test_ddp_resume_gives_each_rank_its_own_saved_noise_stream(ddp_run):
+    """What rank 1 of a resumed DDP run does with the checkpoint: its own saved RNG state, not rank 0's. (The
+    checkpoint's per-rank states are rows of one tensor; restoring a row as it is read the wrong bytes.)"""
+    from types import SimpleNamespace
+
+    from tests.test_recipes import _gan
+
+    checkpoint = load_checkpoint(ddp_run / "checkpoints" / "last.ckpt")
+    states = checkpoint["rng"]["torch_per_rank"]
+    gan = _gan("model=vanilla")
+    gan._trainer = SimpleNamespace(world_size=2, global_rank=1, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    try:
+        gan.on_load_checkpoint(checkpoint)
+    finally:
+        gan._trainer = None
+    assert torch.equal(torch.get_rng_state(), states[1])

@@ -188,7 +188,9 @@ def test_walk_passes_through_the_seed_sample(trained_run, tmp_path):
     out = generate(path, tmp_path / "out", "mode=walk", "direction=7", "frames=5", "span=2")
     frames = np.load(out / "walk.npz")["frames"]
     assert frames.shape == (5, 1, 28, 28) and Image.open(out / "walk.gif").n_frames == 5
-    np.testing.assert_array_equal(frames[2, 0], next(Sampler.load(path).samples(1, seed=0))[0][0])
+    sample = next(Sampler.load(path).samples(1, seed=0))[0][0]
+    # the same image; a batch of 5 and a batch of 1 may round a pixel differently on some CPUs (kernel blocking)
+    assert np.abs(frames[2, 0].astype(int) - sample.astype(int)).max() <= 1
 
 
 # ---- training progression ---------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_resume_restores_each_rank_cuda_rng_before_the_module_is_on_the_gpu():
     gan._trainer = trainer
     try:
         gan.on_load_checkpoint({"rng": {"torch_per_rank": torch.stack([torch.get_rng_state()] * 2),
-                                        "cuda_per_rank": torch.stack([other, saved])}})
+                                        "cuda_per_rank": torch.stack([other, saved])}})  # rank 1: saved
     finally:
         gan._trainer = None
     assert torch.equal(torch.cuda.get_rng_state(device), saved)

@@ -212,7 +212,7 @@ def test_classifier_training_is_reproducible_from_its_seed(tmp_path):
 def test_train_classifier_script_writes_loadable_weights(tmp_path):
     out = tmp_path / "tiny.pt"
     command = [sys.executable, "scripts/train_classifier.py", "--epochs", "1", "--train-size", "256", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
     assert "test accuracy" in done.stdout
     record = json.loads(record_path(out).read_text())

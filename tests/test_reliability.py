@@ -219,7 +219,7 @@ def test_divergence_after_a_checkpoint_names_it_in_one_line_exit_2(tmp_path):
                  "callbacks.last_checkpoint.every_n_batches=1",
                  f"+callbacks.poison._target_={__name__}.PoisonWeightsAt", "+callbacks.poison.batch=2"]
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *overrides], cwd=tmp_path,
-                            env={**ENV, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+                            env={**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), ENV.get("PYTHONPATH")]))}, capture_output=True, text=True, timeout=300,
                             check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

@@ -333,13 +333,15 @@ class GAN(L.LightningModule):
         world = self.trainer.world_size if self._trainer is not None else 1
         per_rank = rng.get("torch_per_rank")
         if world > 1 and per_rank is not None and len(per_rank) == world:
-            torch.set_rng_state(per_rank[self.global_rank].cpu())
+            # a row of the gathered states is a view into them: the RNG setters read a tensor's storage from its
+            # start, so each row is copied out first
+            torch.set_rng_state(per_rank[self.global_rank].clone().cpu())
             self._restored_rank_rng = True  # on_fit_start keeps it rather than re-seeding
             # Lightning calls this hook before it moves the module to its device, so the device is the strategy's
             cuda_per_rank = rng.get("cuda_per_rank")
             device = self.trainer.strategy.root_device
             if cuda_per_rank is not None and len(cuda_per_rank) == world and device.type == "cuda":
-                torch.cuda.set_rng_state(cuda_per_rank[self.global_rank].cpu(), device)
+                torch.cuda.set_rng_state(cuda_per_rank[self.global_rank].clone().cpu(), device)
             return
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
