@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from gan_lightning.benchmarks import quality
 from gan_lightning.benchmarks import recipes
 from gan_lightning.benchmarks.recipes import check_targets, side_by_side
-from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop
+from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop, plain_optimizers
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
 
@@ -22,7 +22,8 @@ from gan_lightning.data import MNISTDataModule
     ["model.loss=hinge", "model.discriminator.spectral_norm=true", "model.ema_decay=0.99", "model.d_steps=2"],
     ["model.loss=wgan-gp", "optimizer.d_lr=4e-4"],
     ["model.gradient_clip_val=0.05"],
-], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur", "clipped"])
+    ["model=dcgan", "model.generator.ngf=8", "model.discriminator.ndf=8"],
+], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur", "clipped", "dcgan-channels-last"])
 def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
     """Same initial weights, same batches, same seed: both loops end with the same weights, so the throughput
     benchmark compares like with like."""
@@ -31,7 +32,8 @@ def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
     loader = iter(dm.train_dataloader())
     batches = [next(loader) for _ in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose_config(["model=vanilla", *recipe, "data.batch_size=16", f"paths.output_dir={tmp}",
+        model = [] if any(r.startswith("model=") for r in recipe) else ["model=vanilla"]
+        cfg = compose_config([*model, *recipe, "data.batch_size=16", f"paths.output_dir={tmp}",
                               "trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
                               "trainer.limit_val_batches=0", "~callbacks.best_checkpoint", "model.quality=null",
                               "trainer.enable_model_summary=false"])
@@ -48,6 +50,17 @@ def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
     assert changed  # training happened
     for key in mine:
         torch.testing.assert_close(mine[key], theirs[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_plain_loop_is_pytorch_as_it_comes_and_the_project_runs_fused_and_channels_last():
+    cfg = compose_config(["model=dcgan", "model.quality=null"])
+    gan = instantiate(cfg.model, image_shape=(1, 28, 28), num_classes=10)
+    assert all(opt.defaults["fused"] for opt in gan.configure_optimizers())
+    assert not any(opt.defaults["fused"] for opt in plain_optimizers(gan))
+    assert [opt.defaults["lr"] for opt in plain_optimizers(gan)] == [cfg.optimizer.lr, cfg.optimizer.d_lr]
+    gan.configure_model()  # what the Trainer calls before training
+    convs = [m.weight for m in gan.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
 
 
 def test_recipe_targets_pass_and_fail_on_the_issue_thresholds():

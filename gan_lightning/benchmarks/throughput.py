@@ -1,7 +1,13 @@
-"""Training throughput of the project's Lightning loop against a bare PyTorch loop, side by side.
+"""Training throughput of the project's Lightning loop against bare PyTorch loops, side by side.
 
-Both loops train the same networks (built from the same config, same initial weights) on the same
-pre-cut batches with the same losses and optimizers; only the loop around them differs. On a GPU both
+Three loops train the same networks (built from the same config, same initial weights) on the same pre-cut
+batches with the same losses:
+- the plain loop: what a user writes by hand, PyTorch's defaults (fp32, `torch.optim.Adam` as it comes, the
+  default memory format): the speed-up column is the project's loop against it;
+- the bare loop: the same loop with the project's settings (precision, fused Adam, channels-last convolutions,
+  compilation): the loop ratio column is the project's loop against it, the cost of Lightning's machinery;
+- the project's loop: the configured Trainer, logger and callbacks.
+On a GPU the loops
 run as `trainer=gpu` does: the batches lie on the GPU as uint8 before timing starts (the data module keeps the
 whole data set there) and are scaled there, under the precision that `trainer=gpu` sets (bf16 autocast);
 `--compile` compiles the networks in both. Timing skips the first `warmup` batches of each run, and the two
@@ -22,6 +28,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
@@ -119,16 +126,29 @@ class SyncCounter(L.Callback):
             self._recording = None
 
 
+def plain_optimizers(gan) -> list[torch.optim.Optimizer]:
+    """The project's optimizers as a user would create them: the same class and hyper-parameters, PyTorch's
+    defaults for how they run (no fused kernel)."""
+    optimizers = []
+    for factory, network in zip(gan.optimizer_factories.values(), (gan.generator, gan.discriminator)):
+        settings = {k: v for k, v in factory.keywords.items() if k not in ("fused", "foreach")}
+        optimizers.append(factory.func(network.parameters(), *factory.args, **settings))
+    return optimizers
+
+
 def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = "32-true", compile: bool = False,
-              log_every_n_steps: int = 50) -> float:
+              log_every_n_steps: int = 50, plain: bool = False) -> float:
     """The same D and G steps as `GAN.training_step`, in plain PyTorch, under the same `precision` (Lightning's
-    names). Returns seconds after warm-up."""
+    names), with the model's memory format and optimizers; `plain`: with PyTorch's defaults instead (fp32 unless
+    `precision` says otherwise, the default memory format, `plain_optimizers`). Returns seconds after warm-up."""
     autocast_dtype, scaling = PRECISIONS[str(precision)]
     gan.to(device)
+    if gan.hparams.get("channels_last") and not plain:
+        gan.to(memory_format=torch.channels_last)
     generator, discriminator = gan.generator.train(), gan.discriminator.train()
     if compile:
         generator.compile(), discriminator.compile()
-    opt_g, opt_d = gan.configure_optimizers()
+    opt_g, opt_d = plain_optimizers(gan) if plain else gan.configure_optimizers()
     # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
@@ -196,6 +216,18 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     return time.perf_counter() - start
 
 
+def settings(cfg) -> str:
+    """What the project's loop does differently from the plain one, in a few words."""
+    words = [str(cfg.trainer.precision)]
+    if OmegaConf.select(cfg, "optimizer.fused"):
+        words.append("fused Adam")
+    if OmegaConf.select(cfg, "model.channels_last"):
+        words.append("channels-last")
+    if OmegaConf.select(cfg, "model.compile"):
+        words.append("compiled")
+    return ", ".join(words)
+
+
 def lightning_loop(gan, cfg, batches, warmup: int, extra_callbacks=()) -> float:
     """The project's loop: the configured Trainer, logger and callbacks, on the given batches."""
     timer = BatchTimer(warmup)
@@ -234,18 +266,21 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
                 torch.backends.cudnn.benchmark = bool(cfg.trainer.benchmark)
             torch.manual_seed(0)
             initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
-            bare, project = [], []
+            plain, bare, project = [], [], []
             log_every = int(cfg.trainer.log_every_n_steps)
             for _ in range(repeats):
+                plain.append(bare_loop(copy.deepcopy(initial), batches, warmup, device, "32-true", False, log_every,
+                                       plain=True))
                 bare.append(bare_loop(copy.deepcopy(initial), batches, warmup, device, precision, compile, log_every))
                 project.append(lightning_loop(copy.deepcopy(initial), cfg, batches, warmup))
             syncs = None
             if count_syncs and device.type == "cuda":
                 syncs = SyncCounter(warmup)
                 lightning_loop(copy.deepcopy(initial), cfg, batches, warmup, [syncs])
-        bare_rate, project_rate = timed_images / statistics.median(bare), timed_images / statistics.median(project)
-        rows.append({"model": model, "bare": bare_rate, "lightning": project_rate, "ratio": project_rate / bare_rate,
-                     "precision": precision, "syncs": syncs})
+        plain_rate, bare_rate, project_rate = (timed_images / statistics.median(t) for t in (plain, bare, project))
+        rows.append({"model": model, "plain": plain_rate, "bare": bare_rate, "lightning": project_rate,
+                     "ratio": project_rate / bare_rate, "speedup": project_rate / plain_rate,
+                     "precision": precision, "syncs": syncs, "settings": settings(cfg)})
     return rows
 
 
@@ -275,12 +310,14 @@ def main(argv=None) -> None:
         rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, device, args.compile,
                          args.syncs)
         name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        print(f"\nTraining throughput, images/s ({name}, {rows[0]['precision']}{', compiled' if args.compile else ''}; "
+        print(f"\nTraining throughput, images/s ({name}; "
               f"batch {args.batch_size}, median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
-        print("| model | bare PyTorch loop | gan-lightning loop | ratio |")
-        print("|---|---:|---:|---:|")
+        print("| model | project settings | plain PyTorch loop | bare loop, project settings | gan-lightning loop "
+              "| loop ratio | speed-up over plain |")
+        print("|---|---|---:|---:|---:|---:|---:|")
         for row in rows:
-            print(f"| {row['model']} | {row['bare']:.0f} | {row['lightning']:.0f} | {row['ratio']:.2f} |")
+            print(f"| {row['model']} | {row['settings']} | {row['plain']:.0f} | {row['bare']:.0f} | "
+                  f"{row['lightning']:.0f} | {row['ratio']:.2f} | {row['speedup']:.2f}x |")
         for row in rows:
             if row["syncs"] is not None:
                 counter = row["syncs"]

@@ -45,7 +45,8 @@ class GAN(L.LightningModule):
     The recipe: `loss` is "bce" (non-saturating), "hinge" or "wgan-gp" (with `gp_weight`); D takes `d_steps`
     steps per G step; `gradient_clip_val` clips each network's gradients before its step; `ema_decay` > 0 keeps
     an exponential moving average of G's weights (`generator_ema`), which sampling, validation metrics and
-    export use; `compile` compiles both networks with torch.compile.
+    export use; `compile` compiles both networks with torch.compile; `channels_last` keeps the convolutions' weights
+    (and so their activations) in the channels-last memory format.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class GAN(L.LightningModule):
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
         compile: bool = False,
+        channels_last: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer", "quality"], logger=False)
@@ -301,6 +303,8 @@ class GAN(L.LightningModule):
         return metrics
 
     def configure_model(self) -> None:
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
         if self.hparams.compile:
             for network in (self.generator, self.discriminator, self.generator_ema):
                 if network is not None:
