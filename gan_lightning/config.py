@@ -16,6 +16,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gan_lightning import hardware  # noqa: F401  (registers the config's ${fast_precision:...} resolver)
 from gan_lightning.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -109,6 +110,9 @@ def validate(cfg: DictConfig) -> None:
                         "manual optimization; remove it and raise data.batch_size instead")
     _check_int(cfg, "callbacks.last_checkpoint.every_n_batches", 0)
     _check_int(cfg, "callbacks.sample_grid.every_n_epochs", 1)
+    threads = _value(cfg, "callbacks.cpu_threads.threads")
+    if threads != "auto":
+        _check_int(cfg, "callbacks.cpu_threads.threads", 1)
     monitor = _value(cfg, "callbacks.best_checkpoint.monitor")
     no_quality = _value(cfg, "model.quality") is None or _value(cfg, "trainer.limit_val_batches") in (0, 0.0)
     if monitor is not None and str(monitor).startswith("val/") and no_quality:

@@ -18,10 +18,11 @@ DEVICE=${DEVICE:-cuda}
 TRAINER=${TRAINER:-gpu}
 EPOCHS=${EPOCHS:-10}
 LIMIT=${LIMIT:-}                    # trainer.limit_train_batches for a dry run
-XDIST=${XDIST--n 4}                 # pytest-xdist workers; XDIST= without it
+XDIST=${XDIST--n 4}                 # pytest-xdist workers (XDIST= without it); -n 8 with nothing beside them
 TESTS=${TESTS:-tests}               # what the fast tests run
 BENCH_BATCHES=${BENCH_BATCHES:-40}
 PYTHON=${PYTHON:-python3}
+PARTS=${PARTS:-bench compile train tests}  # which of the steps below to run
 mkdir -p "$WORK/runs" "$OUT"
 if ! "$PYTHON" -c "import hydra, omegaconf" 2>/dev/null; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/gan_site .whl/*.whl || exit 1
@@ -37,16 +38,26 @@ log "machine"
   nproc; } > "$WORK/machine.txt" 2>&1
 cat "$WORK/machine.txt"
 
-log "throughput, eager"
 bench=(scripts/benchmark_throughput.py --device "$DEVICE" --batches "$BENCH_BATCHES" --warmup 5 --repeats 3)
-for batch in 32 256; do
-  timeout 90 "$PYTHON" "${bench[@]}" --batch-size $batch --syncs 2>&1 | grep -v "^Epoch\|it/s\]" >> "$WORK/throughput.md"
-done
-log "throughput, compiled"
-timeout 100 "$PYTHON" "${bench[@]}" --batch-size 256 --compile --repeats 2 --models dcgan cgan 2>&1 \
-  | grep -v "^Epoch\|it/s\]" >> "$WORK/throughput.md"
-grep -v "^\s*$" "$WORK/throughput.md" | grep "^|\|host syncs\|^  \|throughput\|rror" | head -60
+if [[ $PARTS == *bench* ]]; then
+  log "throughput, eager"
+  for batch in 32 256; do
+    timeout 90 "$PYTHON" "${bench[@]}" --batch-size $batch --syncs 2>&1 | grep -v "^Epoch\|it/s\]" >> "$WORK/throughput.md"
+  done
+fi
+if [[ $PARTS == *profile* ]]; then
+  log "profile of the project loop"
+  timeout 60 "$PYTHON" "${bench[@]}" --batch-size 32 --models dcgan --repeats 1 --profile 2>&1 \
+    | grep -v "^Epoch\|it/s\]" >> "$WORK/throughput.md"
+fi
+if [[ $PARTS == *compile* ]]; then
+  log "throughput, compiled"
+  timeout 100 "$PYTHON" "${bench[@]}" --batch-size 256 --compile --repeats 2 --models dcgan cgan 2>&1 \
+    | grep -v "^Epoch\|it/s\]" >> "$WORK/throughput.md"
+fi
+[ -f "$WORK/throughput.md" ] && grep "^|\|host syncs\|^  \|throughput\|rror" "$WORK/throughput.md" | head -60
 
+if [[ $PARTS == *train* ]]; then
 log "training runs and tests, side by side"
 train() {  # NAME MODEL BATCH LR
   local dir="$WORK/runs/$1"
@@ -64,6 +75,8 @@ train dcgan_b128_lr4e-4 dcgan 128 4e-4 &
 train cgan_b256_lr2e-4 cgan 256 2e-4 &
 train cgan_b256_lr6e-4 cgan 256 6e-4 &
 train cgan_b128_lr4e-4 cgan 128 4e-4 &
+fi
+if [[ $PARTS == *tests* ]]; then
 # the fast tests, the CUDA-only ones among them (-rs lists what was skipped, and why); the Optuna sweeper's config
 # needs the sweeps extra, which the machine lacks
 OMP_NUM_THREADS=2 timeout 240 "$PYTHON" -m pytest -q -rfEs -m "not slow" -p no:cacheprovider $XDIST "$TESTS" \
@@ -71,10 +84,11 @@ OMP_NUM_THREADS=2 timeout 240 "$PYTHON" -m pytest -q -rfEs -m "not slow" -p no:c
   --ignore=tests/test_demo.py --ignore=tests/test_sweeps.py > "$WORK/pytest.log" 2>&1
 echo "pytest exit $?" >> "$WORK/steps.log"
 tail -15 "$WORK/pytest.log"
+fi
 wait
 log "done"
 
-"$PYTHON" - "$WORK" <<'EOF' | tee "$WORK/summary.md"
+[[ $PARTS == *train* ]] && "$PYTHON" - "$WORK" <<'EOF' | tee "$WORK/summary.md"
 import json, sys
 from pathlib import Path
 from omegaconf import OmegaConf

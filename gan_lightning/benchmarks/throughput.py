@@ -17,6 +17,9 @@ loops alternate over `repeats` rounds so machine noise hits both alike; the tabl
 import argparse
 import contextlib
 import copy
+import cProfile
+import io
+import pstats
 import statistics
 import tempfile
 import time
@@ -93,7 +96,8 @@ class BatchTimer(L.Callback):
 
 class SyncCounter(L.Callback):
     """Counts the host syncs of the timed batches (CUDA's sync debug mode: every operation that makes the host wait
-    for the GPU warns), by the line of the project or of Lightning that asked for them."""
+    for the GPU warns), by the line of the project or of Lightning that asked for them. The epoch's end (the
+    checkpoint, the sample grid), which reads the device once an epoch, is not counted."""
 
     def __init__(self, warmup: int):
         self.warmup, self.batches, self.sites = warmup, 0, Counter()
@@ -118,6 +122,8 @@ class SyncCounter(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self._recording is not None:
             self.batches += 1
+        if batch_idx == trainer.num_training_batches - 1:
+            self.on_train_end(trainer, pl_module)  # what the epoch's end does (checkpoint, grid) is not a step's
 
     def on_train_end(self, trainer, pl_module):
         if self._recording is not None:
@@ -239,7 +245,7 @@ def lightning_loop(gan, cfg, batches, warmup: int, extra_callbacks=()) -> float:
 
 
 def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: int, device: str = "cpu",
-              compile: bool = False, count_syncs: bool = False) -> list[dict]:
+              compile: bool = False, count_syncs: bool = False, profile: bool = False) -> list[dict]:
     """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`);
     `count_syncs` (CUDA): one more run of the project's loop counts its host syncs per batch."""
     device = torch.device(device)
@@ -277,10 +283,20 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
             if count_syncs and device.type == "cuda":
                 syncs = SyncCounter(warmup)
                 lightning_loop(copy.deepcopy(initial), cfg, batches, warmup, [syncs])
+            profile_text = None
+            if profile:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                lightning_loop(copy.deepcopy(initial), cfg, batches, warmup)
+                profiler.disable()
+                text = io.StringIO()
+                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+                profile_text = text.getvalue()
         plain_rate, bare_rate, project_rate = (timed_images / statistics.median(t) for t in (plain, bare, project))
         rows.append({"model": model, "plain": plain_rate, "bare": bare_rate, "lightning": project_rate,
                      "ratio": project_rate / bare_rate, "speedup": project_rate / plain_rate,
-                     "precision": precision, "syncs": syncs, "settings": settings(cfg)})
+                     "precision": precision, "syncs": syncs, "settings": settings(cfg),
+                     "profile": profile_text})
     return rows
 
 
@@ -295,6 +311,9 @@ def main(argv=None) -> None:
     parser.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=default_devices,
                         help="where to train: cpu as trainer=cpu, cuda as trainer=gpu (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="compile the networks (model.compile=true)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one more run of the project's loop per model (cProfile, the top functions "
+                             "by own time): where the host spends a step")
     parser.add_argument("--syncs", action="store_true",
                         help="on a GPU, also count the project loop's host syncs per batch, and where they happen")
     args = parser.parse_args(argv)
@@ -308,7 +327,7 @@ def main(argv=None) -> None:
         parser.error("--device cuda: no CUDA GPU here")
     for device in args.device:
         rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, device, args.compile,
-                         args.syncs)
+                         args.syncs, args.profile)
         name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
         print(f"\nTraining throughput, images/s ({name}; "
               f"batch {args.batch_size}, median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
@@ -326,3 +345,5 @@ def main(argv=None) -> None:
                       f"({total / max(counter.batches, 1):.2f} per batch)")
                 for site, n in counter.sites.most_common():
                     print(f"  {n:5d}  {site}")
+            if row["profile"] is not None:
+                print(f"\nprofile of the project's loop, {row['model']} (whole run, set-up included):\n{row['profile']}")

@@ -1,0 +1,121 @@
+"""Fitting a run to the machine it is on: the precision the processor computes fastest, and how many CPU threads
+to use when other processes want the same cores.
+
+- `fast_precision` (the `${fast_precision:...}` resolver of `trainer.precision`): bf16 autocast where the device
+  computes bfloat16 natively (a GPU with bf16, a CPU with AVX-512 BF16 or AMX), fp32 elsewhere. Emulated bf16
+  on a CPU without it is slower than fp32.
+- `CPUThreads` (a callback): torch's intra-op threads follow the cores that are free. OpenMP threads that find
+  their core taken spin while they wait: two processes with two threads each on two cores train 10 times slower
+  than one alone, while with one thread each both keep most of their speed.
+"""
+
+import functools
+import logging
+import os
+import time
+
+import lightning as L
+import torch
+from omegaconf import OmegaConf
+
+from gan_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    return torch.backends.mkldnn.is_available() and (
+        torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+@functools.cache
+def fast_precision(accelerator: str = "auto") -> str:
+    """Lightning's `precision` for training on `accelerator` (Lightning's names: auto, cpu, gpu, cuda...)."""
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator not in ("cpu", "auto"):
+        return "32-true"
+    if cpu_has_native_bf16():
+        return "bf16-mixed"
+    _say_no_bf16()
+    return "32-true"
+
+
+@functools.cache
+def _say_no_bf16() -> None:
+    log.warning("trainer.precision: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so training runs in fp32")
+
+
+if not OmegaConf.has_resolver("fast_precision"):
+    OmegaConf.register_new_resolver("fast_precision", fast_precision)
+
+
+def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of these CPUs since boot, from /proc/stat; None where there is none."""
+    try:
+        lines = open("/proc/stat").read().splitlines()
+    except OSError:
+        return None
+    busy = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy, total
+
+
+def _own_ticks() -> int:
+    """Clock ticks this process (all its threads) has run."""
+    times = os.times()
+    return round((times.user + times.system) * os.sysconf("SC_CLK_TCK"))
+
+
+def cores_busy_elsewhere(cpus: set[int], interval: float = 0.25) -> float | None:
+    """How many of `cpus` other processes kept busy over the next `interval` seconds (this one sleeps meanwhile);
+    None where the system does not say."""
+    before, own_before = _cpu_times(cpus), _own_ticks()
+    time.sleep(interval)
+    after, own_after = _cpu_times(cpus), _own_ticks()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy = (after[0] - before[0]) - (own_after - own_before)
+    return max(0.0, busy / ((after[1] - before[1]) / len(cpus)))
+
+
+def choose_threads(most: int, cores: int, busy_elsewhere: float | None) -> int:
+    """Threads for this process: the free cores (cores less those busy elsewhere, rounded), at least 1, at most
+    `most` (what it was started with: OMP_NUM_THREADS, or a sweep launcher's share of the cores)."""
+    if busy_elsewhere is None:
+        return most
+    return max(1, min(most, round(cores - busy_elsewhere)))
+
+
+class CPUThreads(L.Callback):
+    """Sets torch's CPU threads to the free cores when training starts and again at every epoch, so a run on a busy
+    machine, or beside other runs, does not spin against them. `threads`: "auto", or a fixed number."""
+
+    def __init__(self, threads: int | str = "auto"):
+        if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+            raise UserError(f"callbacks.cpu_threads.threads must be auto or a positive integer, got {threads!r}")
+        self.threads = threads
+        self.most = torch.get_num_threads()
+        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+    def _set(self) -> None:
+        if self.threads != "auto":
+            threads = self.threads
+        else:
+            threads = choose_threads(self.most, len(self.cpus), cores_busy_elsewhere(self.cpus))
+        if threads != torch.get_num_threads():
+            log.info("CPU threads: %d (of %d cores; %d at most)", threads, len(self.cpus), self.most)
+            torch.set_num_threads(threads)
+
+    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        self._set()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._set()
