@@ -108,6 +108,10 @@ def validate(cfg: DictConfig) -> None:
     if _value(cfg, "trainer.accumulate_grad_batches") not in (None, 1):
         raise UserError("trainer.accumulate_grad_batches: Lightning does not accumulate gradients under the GAN's "
                         "manual optimization; remove it and raise data.batch_size instead")
+    if (str(_value(cfg, "trainer.precision")).startswith("16") and _value(cfg, "model.gradient_clip_val") is not None
+            and _value(cfg, "optimizer.fused")):
+        raise UserError("model.gradient_clip_val with trainer.precision=16-mixed: a fused Adam unscales the gradients "
+                        "inside its step, after they would be clipped; set optimizer.fused=false")
     _check_int(cfg, "callbacks.last_checkpoint.every_n_batches", 0)
     _check_int(cfg, "callbacks.sample_grid.every_n_epochs", 1)
     threads = _value(cfg, "callbacks.cpu_threads.threads")

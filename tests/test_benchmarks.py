@@ -36,12 +36,12 @@ def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
         cfg = compose_config([*model, *recipe, "data.batch_size=16", f"paths.output_dir={tmp}",
                               "trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
                               "trainer.limit_val_batches=0", "~callbacks.best_checkpoint", "model.quality=null",
-                              "trainer.enable_model_summary=false"])
+                              "trainer.enable_model_summary=false", "~callbacks.cpu_threads"])
         torch.manual_seed(0)
         initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
         bare, project = copy.deepcopy(initial), copy.deepcopy(initial)
         torch.manual_seed(1)
-        bare_loop(bare, batches, warmup=1, device=torch.device("cpu"))
+        bare_loop(bare, batches, warmup=1, device=torch.device("cpu"), precision=str(cfg.trainer.precision))
         torch.manual_seed(1)
         lightning_loop(project, cfg, batches, warmup=1)
     mine, theirs = bare.state_dict(), project.state_dict()

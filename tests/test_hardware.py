@@ -56,7 +56,7 @@ def test_cpu_threads_setting_is_checked_before_the_run():
 def test_precision_is_bf16_exactly_where_the_processor_has_it():
     expected = "bf16-mixed" if cpu_has_native_bf16() else "32-true"
     assert compose_config(["trainer=cpu"]).trainer.precision == expected
-    assert compose_config(["trainer=gpu"]).trainer.precision == "bf16-mixed"
+    assert compose_config(["trainer=gpu"]).trainer.precision == "32-true"  # launch-bound: casts cost more
     assert compose_config(["trainer=cpu", "trainer.precision=32-true"]).trainer.precision == "32-true"
 
 

@@ -213,6 +213,16 @@ def test_gradient_clipping_bounds_each_networks_gradients_before_its_step():
     assert all(g.abs().max().item() <= 1e-4 for g in by_value.values())
 
 
+def test_clipping_works_with_the_fused_adam_under_bf16_and_is_refused_where_it_cannot(tmp_path):
+    """Lightning's clip_gradients refuses a fused optimizer under any mixed precision; without a loss scaler the
+    module clips itself (seen on a CPU with native bf16, where trainer=cpu picks bf16-mixed)."""
+    metrics = train(compose_run(tmp_path, "model=vanilla", "trainer.precision=bf16-mixed", "model.gradient_clip_val=0.05",
+                                "optimizer.fused=true"))
+    assert torch.isfinite(torch.tensor(metrics["train/d_loss"]))
+    with pytest.raises(UserError, match="optimizer.fused=false"):  # 16-mixed: the scaler unscales inside the step
+        check_overrides(["trainer.precision=16-mixed", "model.gradient_clip_val=0.05"])
+
+
 def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
     with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):
         _gan("model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=true")

@@ -263,6 +263,8 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
                 "trainer=gpu" if device.type == "cuda" else "trainer=cpu",
                 "trainer.max_epochs=1", f"trainer.limit_train_batches={num_batches}", "trainer.limit_val_batches=0",
                 "~callbacks.best_checkpoint", "trainer.enable_model_summary=false",
+                # every loop runs with the threads the benchmark started with (the project adapts them to the load)
+                "~callbacks.cpu_threads",
                 *(["model.compile=true"] if compile else []),
             ])
             precision = str(cfg.trainer.precision)

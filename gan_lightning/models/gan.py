@@ -197,10 +197,20 @@ class GAN(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         """Clip the gradients of the network about to step. Lightning refuses `Trainer(gradient_clip_val=...)` under
         manual optimization, so the module clips, in this hook: Lightning calls it inside `optimizer.step()`, after
-        unscaling 16-mixed gradients, so the clip applies to the true gradients in every precision."""
-        if self.hparams.gradient_clip_val is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
-                                gradient_clip_algorithm=self.hparams.gradient_clip_algorithm)
+        unscaling 16-mixed gradients, so the clip applies to the true gradients in every precision. Without a loss
+        scaler (fp32, bf16) the gradients are clipped as they are, which also works for a fused Adam (Lightning's
+        `clip_gradients` refuses one under any mixed precision, since with a scaler it unscales inside its step)."""
+        clip_val, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
+        if clip_val is None:
+            return
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=clip_val, gradient_clip_algorithm=algorithm)
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if algorithm == "value":
+            nn.utils.clip_grad_value_(params, clip_val)
+        else:
+            nn.utils.clip_grad_norm_(params, clip_val)
 
     def _logs_this_step(self) -> bool:
         """Whether Lightning writes this batch's training logs (every `trainer.log_every_n_steps` batches, and the
