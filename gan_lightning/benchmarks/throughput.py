@@ -9,7 +9,7 @@ batches with the same losses:
 - the project's loop: the configured Trainer, logger and callbacks.
 On a GPU the loops
 run as `trainer=gpu` does: the batches lie on the GPU as uint8 before timing starts (the data module keeps the
-whole data set there) and are scaled there, under the precision that `trainer=gpu` sets (bf16 autocast);
+whole data set there) and are scaled there, under the precision that `trainer=gpu` sets;
 `--compile` compiles the networks in both. Timing skips the first `warmup` batches of each run, and the two
 loops alternate over `repeats` rounds so machine noise hits both alike; the table reports medians.
 """
