@@ -19,6 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["vanilla", "dcgan", "cgan"]
 
 
+def test_a_run_shorter_than_the_log_interval_still_logs_its_epoch_losses(tmp_path):
+    train(compose_run(tmp_path, "model=vanilla", "trainer.log_every_n_steps=50", "trainer.max_epochs=2"))
+    (event_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file)).Reload()
+    assert "train/d_loss" not in events.Tags()["scalars"]  # 3 batches: no step was a log step
+    for name in ("train/d_loss_epoch", "train/g_loss_epoch"):
+        values = [e.value for e in events.Scalars(name)]
+        assert len(values) == 2 and all(torch.isfinite(torch.tensor(values)))
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_run_writes_everything_into_its_output_dir(trained_run, model):
     run = trained_run(model)

@@ -105,6 +105,7 @@ class GAN(L.LightningModule):
         self.quality = quality
         self._real_metrics: dict | None = None  # the real-data reference, scored at the first validation
         self._divergence = DivergenceWatch()  # NaN/inf losses, checked without a host sync per step on a GPU
+        self._epoch_totals: dict[str, tuple[torch.Tensor, int]] = {}  # the losses' sums over the epoch, on the device
 
         # Fixed noise, so the grids of successive epochs are comparable. Conditional: one row per digit,
         # the same z down each column (one style per column).
@@ -188,6 +189,9 @@ class GAN(L.LightningModule):
             self._update_ema()
             logs["train/g_loss"] = g_loss.detach()
 
+        for name, value in logs.items():  # for the epoch means (an addition on the device, no read)
+            total, count = self._epoch_totals.get(name, (0.0, 0))
+            self._epoch_totals[name] = (total + value, count + 1)
         if self._logs_this_step():
             self._check_finite()  # on a GPU: here, where the logs read the device anyway
             self.log_dict(logs, prog_bar=True)
@@ -256,6 +260,9 @@ class GAN(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()
+        # every run shows its losses, also one shorter than trainer.log_every_n_steps batches
+        self.log_dict({f"{name}_epoch": total / count for name, (total, count) in self._epoch_totals.items()})
+        self._epoch_totals = {}
 
     def on_fit_start(self) -> None:
         # Under DDP every rank starts from the same seed (and a resumed run from rank 0's saved RNG state): give
