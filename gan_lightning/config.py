@@ -99,6 +99,11 @@ def validate(cfg: DictConfig) -> None:
                         "mixes across the batch: set model.discriminator.batch_norm=false")
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
+    if _value(cfg, "model.quality") is not None and _value(cfg, "data.val_size") == 0:
+        # the quality metrics are computed at each validation, which an empty validation split never runs
+        raise UserError("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
+                        "computed: give a positive data.val_size, or train without them: model.quality=null "
+                        "~callbacks.best_checkpoint")
     _check_int(cfg, "trainer.max_epochs", -1)
     # the GAN steps its two optimizers itself (manual optimization), which Lightning cannot clip or accumulate for
     if _value(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):

@@ -82,6 +82,10 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
+    # no validation split: the quality metrics would never be computed
+    (["data.val_size=0"], "data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
+                          "computed: give a positive data.val_size, or train without them: model.quality=null "
+                          "~callbacks.best_checkpoint"),
     # Lightning refuses them under manual optimization, but only once the run has started
     (["trainer.gradient_clip_val=1.0"], "use model.gradient_clip_val"),
     (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
@@ -100,3 +104,4 @@ def test_bad_values_name_the_key(overrides, message):
 def test_good_sweep_passes_the_check():
     check_overrides(["model.noise_dim=32,64,128", "optimizer.lr=1e-4,2e-4", "model=cgan"])
     check_overrides(["model.quality=null", "~callbacks.best_checkpoint"])
+    check_overrides(["data.val_size=0", "model.quality=null", "~callbacks.best_checkpoint"])
