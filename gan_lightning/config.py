@@ -80,6 +80,7 @@ def _check_choice(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
     # (the models import the sampling code, which imports this)
+    from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
     from gan_lightning.models.gan import CLIP_ALGORITHMS
     from gan_lightning.models.losses import LOSSES
 
@@ -97,6 +98,11 @@ def validate(cfg: DictConfig) -> None:
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")
+    # FID needs at least 2 samples; the real-data reference row is scored at the same n from the held-out images,
+    # so n cannot exceed them (KID's subsets are cut to n when n is smaller than kid_subset_size)
+    _check_int(cfg, "model.eval_samples", 2, HELD_OUT_IMAGES)
+    if _value(cfg, "model.quality") is not None:
+        _check_int(cfg, "model.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
     if _value(cfg, "model.quality") is not None and _value(cfg, "data.val_size") == 0:
