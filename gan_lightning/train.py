@@ -207,16 +207,33 @@ def check_trainer(cfg: DictConfig) -> None:
             logger.setLevel(level)
 
 
+def check_batch_size(model: L.LightningModule, batch_size: int) -> None:
+    """One training-mode pass of G and then D over a batch of `batch_size`, on the meta device (shapes only: no
+    compute, no memory, at any size), so that what torch itself refuses at that size, such as BatchNorm given one
+    value per channel, stops the command before the run folder exists rather than at the first batch.
+    `model` is moved to the meta device: pass one built for this check only."""
+    model.to("meta").train()
+    z = torch.zeros(batch_size, model.hparams.noise_dim, device="meta")  # (B, noise_dim)
+    labels = torch.zeros(batch_size, dtype=torch.long, device="meta") if model.conditional else None  # (B,)
+    try:
+        model.discriminator(model.generator(z, labels), labels)
+    except ValueError as e:
+        reason = str(e).strip().splitlines()[0]
+        raise UserError(f"data.batch_size={batch_size}: the networks cannot train on batches of this size "
+                        f"({reason}); use a larger data.batch_size") from None
+
+
 def check_before_run(overrides: list[str], multirun: bool = False) -> None:
     """What is checked before Hydra makes a run folder, for every job of a sweep: the values, that the run's folders
-    can be written, that the data, the model and the trainer can be built, and that `ckpt_path` is a safe
-    checkpoint of that model."""
+    can be written, that the data, the model and the trainer can be built, that `ckpt_path` is a safe
+    checkpoint of that model, and that the networks take a training batch of `data.batch_size`."""
     for cfg in check_overrides(overrides, with_hydra=True):
         check_run_folders(cfg, multirun)
         resume = _resume_from(cfg)
         _, model = build_model(cfg, quality=None)  # (the quality metrics hold no weights)
         if resume is not None:
             check_fits(model, resume[1], resume[0])
+        check_batch_size(model, cfg.data.batch_size)
         check_trainer(cfg)
 
 

@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gan_lightning.checkpoint import load_checkpoint, load_generator
-from gan_lightning.train import train
+from gan_lightning.config import compose_config
+from gan_lightning.train import build_model, check_batch_size, check_before_run, train
 from tests.conftest import FAST, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +134,23 @@ def test_cli_rejects_bad_values_with_one_line(override, key, tmp_path):
     assert result.stderr.strip().count("\n") == 0 and key in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # stopped before Hydra made a run directory
+
+
+def test_cli_refuses_a_batch_size_the_networks_cannot_train_on(tmp_path):
+    # the Vanilla GAN's BatchNorm1d needs more than one value per channel in training mode
+    result = _cli("model=vanilla", "data.batch_size=1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: data.batch_size=1: the networks cannot train on batches of this size")
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # stopped before Hydra made a run directory
+
+
+def test_batch_size_check_passes_what_torch_takes(tmp_path):
+    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough
+    check_before_run(["model=dcgan", "data.batch_size=1", f"hydra.run.dir={tmp_path / 'run'}"])
+    check_before_run(["model=vanilla", "data.batch_size=2", f"hydra.run.dir={tmp_path / 'run'}"])
+    _, model = build_model(compose_config(["model=vanilla"]), quality=None)
+    check_batch_size(model, 10**6)  # shapes only: no memory for a million images
 
 
 @pytest.mark.slow
