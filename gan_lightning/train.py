@@ -20,7 +20,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.callbacks import LAST, CheckpointOnInterrupt, LastCheckpoint
 from gan_lightning.checkpoint import check_fits, load_checkpoint
-from gan_lightning.config import CONFIG_DIR, check_overrides, check_run_folders, check_writable, validate
+from gan_lightning.config import (
+    CONFIG_DIR,
+    check_overrides,
+    check_run_folders,
+    check_writable,
+    claim_run_folder,
+    given_keys,
+    joins_a_run,
+    override,
+    validate,
+)
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
 from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
@@ -223,18 +233,22 @@ def check_batch_size(model: L.LightningModule, batch_size: int) -> None:
                         f"({reason}); use a larger data.batch_size") from None
 
 
-def check_before_run(overrides: list[str], multirun: bool = False) -> None:
+def check_before_run(overrides: list[str], multirun: bool = False) -> list[DictConfig]:
     """What is checked before Hydra makes a run folder, for every job of a sweep: the values, that the run's folders
     can be written, that the data, the model and the trainer can be built, that `ckpt_path` is a safe
-    checkpoint of that model, and that the networks take a training batch of `data.batch_size`."""
-    for cfg in check_overrides(overrides, with_hydra=True):
-        check_run_folders(cfg, multirun)
+    checkpoint of that model, and that the networks take a training batch of `data.batch_size`. Returns the
+    configs checked (with their `hydra` node)."""
+    run_dir_given = "hydra.run.dir" in given_keys(overrides)
+    configs = check_overrides(overrides, with_hydra=True)
+    for cfg in configs:
+        check_run_folders(cfg, multirun, run_dir_given)
         resume = _resume_from(cfg)
         _, model = build_model(cfg, quality=None)  # (the quality metrics hold no weights)
         if resume is not None:
             check_fits(model, resume[1], resume[0])
         check_batch_size(model, cfg.data.batch_size)
         check_trainer(cfg)
+    return configs
 
 
 def main() -> None:
@@ -243,8 +257,14 @@ def main() -> None:
     multirun = any(a in ("-m", "--multirun") for a in args)
     hydra_flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
     if not hydra_flags:  # --help, --cfg, --config-name ...: Hydra's own business
+        overrides = [a for a in args if not a.startswith("-")]
         try:
-            check_before_run([a for a in args if not a.startswith("-")], multirun)
+            (cfg, *_) = check_before_run(overrides, multirun)
+            if not multirun and "hydra.run.dir" not in given_keys(overrides) and not joins_a_run():
+                # Hydra's default folder is named by the second the run starts: take it, or a free variant of it,
+                # for this run alone, and hand it to Hydra
+                run_dir = claim_run_folder(cfg.hydra.run.dir)
+                sys.argv.append(override("hydra.run.dir", str(run_dir)))
         except UserError as e:
             fail(e)
     _hydra_main()

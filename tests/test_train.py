@@ -153,6 +153,46 @@ def test_batch_size_check_passes_what_torch_takes(tmp_path):
     check_batch_size(model, 10**6)  # shapes only: no memory for a million images
 
 
+# a short run through the CLI: the vanilla GAN, one batch, no validation, nothing but its checkpoint
+ONE_BATCH = ["model=vanilla", "model.quality=null", "~callbacks.best_checkpoint", "~logger", "~callbacks.sample_grid",
+             "data.batch_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+             "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def test_a_run_never_shares_its_folder_with_another_started_in_the_same_second(tmp_path):
+    """The default run folder is named by the second the run starts. The folders of the next minute are made
+    first, each holding another run's file: the run must take a folder of its own, leaving theirs alone."""
+    from datetime import datetime, timedelta
+
+    runs = tmp_path / "runs"
+    start = datetime.now()
+    taken = [runs / (start + timedelta(seconds=s)).strftime("%Y-%m-%d_%H-%M-%S") for s in range(60)]
+    for folder in taken:
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
+    result = _cli(*ONE_BATCH, f"runs_dir={runs}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(sorted(p.name for p in folder.iterdir()) == ["metrics.json"] for folder in taken)
+    (run,) = set(runs.iterdir()) - set(taken)
+    assert run.name.rsplit("-", 1)[0] in {folder.name for folder in taken} and run.name.endswith("-2")
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / ".hydra" / "config.yaml").is_file()
+
+
+def test_cli_refuses_a_run_dir_that_holds_an_earlier_run(trained_run, tmp_path):
+    import shutil
+
+    earlier = tmp_path / "earlier run"
+    shutil.copytree(trained_run("vanilla"), earlier)
+    before = {p: p.stat().st_mtime_ns for p in earlier.rglob("*")}
+    result = _cli(*ONE_BATCH, f"hydra.run.dir={earlier}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: hydra.run.dir={earlier} already holds a run (.hydra)")
+    assert result.stderr.strip().endswith(f"ckpt_path={earlier / 'checkpoints' / 'last.ckpt'}")
+    assert {p: p.stat().st_mtime_ns for p in earlier.rglob("*")} == before  # not a byte written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier run"]
+
+
 @pytest.mark.slow
 def test_cli_sweep_runs_each_job_in_its_own_directory(tmp_path):
     result = _cli("-m", "model=vanilla", "model.noise_dim=8,16", *FAST, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
