@@ -192,9 +192,16 @@ def _resume_hint(checkpoint: Path | None) -> str:
         return "no checkpoint saved (stopped mid-batch); resume from the last one with ckpt_path=last"
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
-    command = " ".join(["python scripts/train.py", *map(shlex.quote, overrides), shlex.quote(f"ckpt_path={checkpoint}")])
+    command = resume_command(HydraConfig.get().overrides.task, checkpoint)
     return f"checkpoint saved to {checkpoint}; resume with: {command}"
+
+
+def resume_command(overrides: list[str], checkpoint: Path) -> str:
+    """The shell command that resumes a run of these overrides from `checkpoint`: the path is quoted for Hydra's
+    override parser where it needs that (`ckpt_path="/my runs (2)/last.ckpt"`), then every argument for the shell."""
+    kept = [o for o in overrides if not o.startswith("ckpt_path=")]
+    arguments = [*kept, override("ckpt_path", str(checkpoint))]
+    return " ".join(["python scripts/train.py", *map(shlex.quote, arguments)])
 
 
 def check_trainer(cfg: DictConfig) -> None:

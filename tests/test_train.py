@@ -1,19 +1,22 @@
 """The real entry point on a few real batches of MNIST."""
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gan_lightning.checkpoint import load_checkpoint, load_generator
 from gan_lightning.config import compose_config
-from gan_lightning.train import build_model, check_batch_size, check_before_run, train
+from gan_lightning.train import build_model, check_batch_size, check_before_run, resume_command, train
 from tests.conftest import FAST, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +194,22 @@ def test_cli_refuses_a_run_dir_that_holds_an_earlier_run(trained_run, tmp_path):
     assert result.stderr.strip().endswith(f"ckpt_path={earlier / 'checkpoints' / 'last.ckpt'}")
     assert {p: p.stat().st_mtime_ns for p in earlier.rglob("*")} == before  # not a byte written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier run"]
+
+
+@pytest.mark.parametrize("folder", ["my runs", "runs (2)", "a,b", "a=b", "ünï", "it's", 'say "hi"', "x#1", "~x", "5",
+                                    "a ${b}", "back\\slash", "[1]"])
+def test_the_resume_command_gives_hydra_the_checkpoint_path_exactly(folder):
+    """The printed command, split as a shell splits it, gives Hydra's override parser the checkpoint's path."""
+    checkpoint = Path("/tmp") / folder / "checkpoints" / "last.ckpt"
+    overrides = ["model=vanilla", "data.batch_size=16", "ckpt_path=/old/last.ckpt"]
+    program, script, *arguments = shlex.split(resume_command(overrides, checkpoint))
+    assert (program, script) == ("python", "scripts/train.py")
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    assert [o.key_or_group for o in parsed] == ["model", "data.batch_size", "ckpt_path"]
+    assert [o.value() for o in parsed[:2]] == ["vanilla", 16]
+    # the value as the config holds it, where OmegaConf reads ${...} (kept as written, escaped: \${...})
+    assert OmegaConf.create({"ckpt_path": parsed[2].value()}).ckpt_path == str(checkpoint)
+    assert compose_config(arguments).ckpt_path == str(checkpoint)  # what the command composes
 
 
 @pytest.mark.slow
