@@ -77,11 +77,11 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     if resume:
         cfg.ckpt_path = str(last)
     folder.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    result_file.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     start = time.perf_counter()
     train(cfg)
     record.update(minutes=(time.perf_counter() - start) / 60, resumed=resume, checkpoint=str(last))
-    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    result_file.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     return record
 
 
