@@ -4,7 +4,9 @@ Hydra reports a bad override with a multi-line message and a hint about stack tr
 only fail deep inside training. Both are caught here and turned into one `UserError` line naming the key.
 """
 
+import itertools
 import os
+import re
 from collections.abc import Sequence
 from numbers import Real
 from pathlib import Path
@@ -81,6 +83,7 @@ def _check_choice(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
     # (the models import the sampling code, which imports this)
+    from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
     from gan_lightning.models.gan import CLIP_ALGORITHMS
     from gan_lightning.models.losses import LOSSES
 
@@ -98,8 +101,18 @@ def validate(cfg: DictConfig) -> None:
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")
+    # FID needs at least 2 samples; the real-data reference row is scored at the same n from the held-out images,
+    # so n cannot exceed them (KID's subsets are cut to n when n is smaller than kid_subset_size)
+    _check_int(cfg, "model.eval_samples", 2, HELD_OUT_IMAGES)
+    if _value(cfg, "model.quality") is not None:
+        _check_int(cfg, "model.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "data.val_size", 0)
+    if _value(cfg, "model.quality") is not None and _value(cfg, "data.val_size") == 0:
+        # the quality metrics are computed at each validation, which an empty validation split never runs
+        raise UserError("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
+                        "computed: give a positive data.val_size, or train without them: model.quality=null "
+                        "~callbacks.best_checkpoint")
     _check_int(cfg, "trainer.max_epochs", -1)
     # the GAN steps its two optimizers itself (manual optimization), which Lightning cannot clip or accumulate for
     if _value(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):
@@ -168,9 +181,20 @@ def make_folder(path: str | Path, key: str) -> Path:
 HYDRA_OUTPUT_DIR = "${hydra:runtime.output_dir}"
 
 
-def check_run_folders(cfg: DictConfig, multirun: bool = False) -> None:
+# what a run leaves in its folder: Hydra's config snapshot, its checkpoints, how it ended (sweeps.RESULT)
+RUN_FILES = (".hydra", "checkpoints", "metrics.json")
+
+
+def joins_a_run() -> bool:
+    """True in a process started to join rank 0's run (Lightning's DDP launcher starts ranks 1... with rank 0's
+    command line and run folder, and LOCAL_RANK set): that folder is rank 0's, not an earlier run's."""
+    return any(os.environ.get(var, "0") != "0" for var in ("LOCAL_RANK", "RANK"))
+
+
+def check_run_folders(cfg: DictConfig, multirun: bool = False, run_dir_given: bool = False) -> None:
     """The folders a run is going to write (`cfg` composed `with_hydra`) can be made: Hydra's run folder (a
-    multirun's sweep folder), and paths.output_dir when it is set to a folder of its own."""
+    multirun's sweep folder), and paths.output_dir when it is set to a folder of its own. A run folder given on
+    the command line (`run_dir_given`) must not hold an earlier run: its files would be mixed with this one's."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     keys = [key]
     paths = cfg.get("paths")
@@ -182,6 +206,54 @@ def check_run_folders(cfg: DictConfig, multirun: bool = False) -> None:
         if value is None:
             raise UserError(f"{key} is required: the folder the run writes to")
         check_writable(value, key)
+    if run_dir_given and not multirun and not joins_a_run():
+        run_dir = Path(_value(cfg, "hydra.run.dir"))
+        held = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if held:
+            last = run_dir / "checkpoints" / "last.ckpt"
+            resume = (f"; to go on from it, start a run in a new folder with {override('ckpt_path', str(last))}"
+                      if last.is_file() else "")
+            raise UserError(f"hydra.run.dir={run_dir} already holds a run ({held[0]}); give a new folder, or leave "
+                            f"hydra.run.dir out to get one of its own{resume}")
+
+
+def claim_run_folder(path: str | Path) -> Path:
+    """Make the folder `path`, or `path-2`, `path-3`, ... when it exists already: one that no other run has, also
+    when two runs start in the same second (each `mkdir` either makes the folder or fails, atomically)."""
+    path = Path(path)
+    make_folder(path.parent, "hydra.run.dir")
+    for n in itertools.count(1):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"hydra.run.dir: cannot create the folder {candidate} ({e.strerror or e}); "
+                            "choose another runs_dir") from None
+    raise AssertionError("unreachable")
+
+
+def override(key: str, value: str) -> str:
+    """`key=value` written so that Hydra reads back exactly the string `value`: as it is when Hydra's override
+    parser takes it so (`ckpt_path=/runs/x/last.ckpt`), else quoted (`ckpt_path="/my runs/(1)/last.ckpt"`).
+    A command line needs it shell-quoted on top (`shlex.quote`)."""
+    plain = f"{key}={value}"
+    if "$" not in value and "\\" not in value:  # an interpolation, or an escape, would not stay as written
+        try:
+            if OverridesParser.create().parse_override(plain).value() == value:
+                return plain
+        except HydraException:
+            pass
+    quote = "'" if '"' in value and "'" not in value else '"'
+    # OmegaConf resolves ${...} in any string, so it is escaped as \${...}, and a backslash right before it
+    # doubled; Hydra's quoted strings take \<quote> for a quote, and doubled backslashes before a quote or
+    # at the end
+    escaped = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)
+    escaped = re.sub(rf"(\\+)(?={quote}|$)", lambda m: m.group(1) * 2, escaped)
+    escaped = escaped.replace(quote, f"\\{quote}")
+    return f"{key}={quote}{escaped}{quote}"
 
 
 def _explain(error: Exception) -> str:
@@ -208,6 +280,14 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train", wi
                         "option names, e.g. model=cgan") from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def given_keys(overrides: Sequence[str]) -> set[str]:
+    """The keys the overrides set (`hydra.run.dir`, `model`, ...); none when they do not parse (the check says why)."""
+    try:
+        return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))}
+    except HydraException:
+        return set()
 
 
 def check_overrides(

@@ -6,6 +6,7 @@ samples scores.
 """
 
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -61,14 +62,37 @@ def format_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _for_json(result: dict) -> dict:
+    """A quality dict for the report: a digit never asked for has no label accuracy (NaN in the dict), null here."""
+    per_class = result.get("label_accuracy_per_class")
+    if per_class is None:
+        return result
+    return {**result, "label_accuracy_per_class": [None if math.isnan(v) else v for v in per_class]}
+
+
 def write_json(report: dict, path: Path) -> None:
-    """Written to a temporary file and renamed into place: an existing report is replaced whole or not at all."""
+    """Written to a temporary file and renamed into place: an existing report is replaced whole or not at all.
+    Strict JSON: a NaN or infinite number is refused (json.dumps would write `NaN`, which JSON readers reject)."""
     if path.is_dir():
         raise UserError(f"out={path} is a folder; give a file path for the JSON report")
+    try:
+        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise UserError(f"the report for {path} holds NaN or infinite numbers, so it was not written: "
+                        f"{', '.join(non_finite(report)) or 'somewhere'}") from None
     make_folder(path.parent, "out")
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def non_finite(value, name: str = "") -> list[str]:
+    """The dotted names of the NaN or infinite numbers in a report of dicts and lists."""
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in non_finite(item, f"{name}.{key}".lstrip("."))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, item in enumerate(value) for found in non_finite(item, f"{name}[{i}]")]
+    return [name] if isinstance(value, float) and not math.isfinite(value) else []
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -92,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "model": evaluate_sampler(sampler, n, seed, batch_size),
             f"real data ({n} held-out)": reference_row(n, seed=seed, device=device),
         }
-        report = {"checkpoint": str(ckpt_path), "generator": model, "n": n, "seed": seed, "model": rows["model"],
-                  "real_reference": rows[f"real data ({n} held-out)"]}
+        report = {"checkpoint": str(ckpt_path), "generator": model, "n": n, "seed": seed,
+                  "model": _for_json(rows["model"]), "real_reference": _for_json(rows[f"real data ({n} held-out)"])}
         write_json(report, out)
     except UserError as e:
         fail(e)

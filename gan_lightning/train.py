@@ -20,7 +20,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.callbacks import LAST, CheckpointOnInterrupt, LastCheckpoint
 from gan_lightning.checkpoint import check_fits, load_checkpoint
-from gan_lightning.config import CONFIG_DIR, check_overrides, check_run_folders, check_writable, validate
+from gan_lightning.config import (
+    CONFIG_DIR,
+    check_overrides,
+    check_run_folders,
+    check_writable,
+    claim_run_folder,
+    given_keys,
+    joins_a_run,
+    override,
+    validate,
+)
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
 from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
@@ -182,9 +192,16 @@ def _resume_hint(checkpoint: Path | None) -> str:
         return "no checkpoint saved (stopped mid-batch); resume from the last one with ckpt_path=last"
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
-    command = " ".join(["python scripts/train.py", *map(shlex.quote, overrides), shlex.quote(f"ckpt_path={checkpoint}")])
+    command = resume_command(HydraConfig.get().overrides.task, checkpoint)
     return f"checkpoint saved to {checkpoint}; resume with: {command}"
+
+
+def resume_command(overrides: list[str], checkpoint: Path) -> str:
+    """The shell command that resumes a run of these overrides from `checkpoint`: the path is quoted for Hydra's
+    override parser where it needs that (`ckpt_path="/my runs (2)/last.ckpt"`), then every argument for the shell."""
+    kept = [o for o in overrides if not o.startswith("ckpt_path=")]
+    arguments = [*kept, override("ckpt_path", str(checkpoint))]
+    return " ".join(["python scripts/train.py", *map(shlex.quote, arguments)])
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -207,17 +224,38 @@ def check_trainer(cfg: DictConfig) -> None:
             logger.setLevel(level)
 
 
-def check_before_run(overrides: list[str], multirun: bool = False) -> None:
+def check_batch_size(model: L.LightningModule, batch_size: int) -> None:
+    """One training-mode pass of G and then D over a batch of `batch_size`, on the meta device (shapes only: no
+    compute, no memory, at any size), so that what torch itself refuses at that size, such as BatchNorm given one
+    value per channel, stops the command before the run folder exists rather than at the first batch.
+    `model` is moved to the meta device: pass one built for this check only."""
+    model.to("meta").train()
+    z = torch.zeros(batch_size, model.hparams.noise_dim, device="meta")  # (B, noise_dim)
+    labels = torch.zeros(batch_size, dtype=torch.long, device="meta") if model.conditional else None  # (B,)
+    try:
+        model.discriminator(model.generator(z, labels), labels)
+    except ValueError as e:
+        reason = str(e).strip().splitlines()[0]
+        raise UserError(f"data.batch_size={batch_size}: the networks cannot train on batches of this size "
+                        f"({reason}); use a larger data.batch_size") from None
+
+
+def check_before_run(overrides: list[str], multirun: bool = False) -> list[DictConfig]:
     """What is checked before Hydra makes a run folder, for every job of a sweep: the values, that the run's folders
-    can be written, that the data, the model and the trainer can be built, and that `ckpt_path` is a safe
-    checkpoint of that model."""
-    for cfg in check_overrides(overrides, with_hydra=True):
-        check_run_folders(cfg, multirun)
+    can be written, that the data, the model and the trainer can be built, that `ckpt_path` is a safe
+    checkpoint of that model, and that the networks take a training batch of `data.batch_size`. Returns the
+    configs checked (with their `hydra` node)."""
+    run_dir_given = "hydra.run.dir" in given_keys(overrides)
+    configs = check_overrides(overrides, with_hydra=True)
+    for cfg in configs:
+        check_run_folders(cfg, multirun, run_dir_given)
         resume = _resume_from(cfg)
         _, model = build_model(cfg, quality=None)  # (the quality metrics hold no weights)
         if resume is not None:
             check_fits(model, resume[1], resume[0])
+        check_batch_size(model, cfg.data.batch_size)
         check_trainer(cfg)
+    return configs
 
 
 def main() -> None:
@@ -226,8 +264,14 @@ def main() -> None:
     multirun = any(a in ("-m", "--multirun") for a in args)
     hydra_flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
     if not hydra_flags:  # --help, --cfg, --config-name ...: Hydra's own business
+        overrides = [a for a in args if not a.startswith("-")]
         try:
-            check_before_run([a for a in args if not a.startswith("-")], multirun)
+            (cfg, *_) = check_before_run(overrides, multirun)
+            if not multirun and "hydra.run.dir" not in given_keys(overrides) and not joins_a_run():
+                # Hydra's default folder is named by the second the run starts: take it, or a free variant of it,
+                # for this run alone, and hand it to Hydra
+                run_dir = claim_run_folder(cfg.hydra.run.dir)
+                sys.argv.append(override("hydra.run.dir", str(run_dir)))
         except UserError as e:
             fail(e)
     _hydra_main()

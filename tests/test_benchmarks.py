@@ -135,3 +135,21 @@ def test_recipe_benchmark_refuses_a_run_of_another_recipe_in_one_line(tmp_path, 
     with pytest.raises(SystemExit):
         recipes.main(["--runs", "vanilla/default", "--out", str(tmp_path), "--at-epoch", "10"])
     assert "another recipe" in capsys.readouterr().err
+
+
+def test_recipe_benchmark_refuses_a_run_of_a_longer_budget_in_one_line(tmp_path, capsys):
+    """A finished 20-epoch run asked for as a 10-epoch one: resumed, nothing would train, and the 20-epoch
+    checkpoint would be scored as the 10-epoch result."""
+    _finished_run(tmp_path, "vanilla", "default", 20)
+    folder = tmp_path / "vanilla" / "default"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        recipes.main(["--runs", "vanilla/default", "--out", str(tmp_path), "--epochs", "10", "--train-only"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {folder} holds a run of 20 epochs, longer than the 10 asked for")
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # nothing overwritten
+    with pytest.raises(SystemExit):  # the quality benchmark shares the runs, and the check
+        quality.main(["--epochs", "vanilla=10", "--out", str(tmp_path)])
+    assert "holds a run of 20 epochs, longer than the 10 asked for" in capsys.readouterr().err

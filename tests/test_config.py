@@ -82,6 +82,20 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
+    # no validation split: the quality metrics would never be computed
+    (["data.val_size=0"], "data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
+                          "computed: give a positive data.val_size, or train without them: model.quality=null "
+                          "~callbacks.best_checkpoint"),
+    # they would crash the first validation, after a whole epoch of training
+    (["model.eval_samples=1"], "model.eval_samples must be an integer from 2 to 10000, got 1"),
+    (["model.eval_samples=0"], "model.eval_samples must be an integer from 2 to 10000, got 0"),
+    (["model.eval_samples=-5"], "model.eval_samples must be an integer from 2 to 10000, got -5"),
+    (["model.eval_samples=abc"], "model.eval_samples must be an integer from 2 to 10000, got 'abc'"),
+    (["model.eval_samples=1.5"], "model.eval_samples must be an integer from 2 to 10000, got 1.5"),
+    # more than the held-out real images: the reference row would not be at the same n
+    (["model.eval_samples=10001"], "model.eval_samples must be an integer from 2 to 10000, got 10001"),
+    (["model.quality.kid_subset_size=1"], "model.quality.kid_subset_size must be an integer >= 2, got 1"),
+    (["model.quality.kid_subset_size=x"], "model.quality.kid_subset_size must be an integer >= 2, got 'x'"),
     # Lightning refuses them under manual optimization, but only once the run has started
     (["trainer.gradient_clip_val=1.0"], "use model.gradient_clip_val"),
     (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
@@ -100,3 +114,5 @@ def test_bad_values_name_the_key(overrides, message):
 def test_good_sweep_passes_the_check():
     check_overrides(["model.noise_dim=32,64,128", "optimizer.lr=1e-4,2e-4", "model=cgan"])
     check_overrides(["model.quality=null", "~callbacks.best_checkpoint"])
+    check_overrides(["data.val_size=0", "model.quality=null", "~callbacks.best_checkpoint"])
+    check_overrides(["model.eval_samples=2,10000", "model.quality.kid_subset_size=2"])

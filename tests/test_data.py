@@ -8,6 +8,7 @@ from gan_lightning.data import MNISTDataModule, load_mnist
 from gan_lightning.data.datamodule import random_rotation
 from gan_lightning.data.mnist import BUNDLED_DIR, MD5
 from gan_lightning.errors import UserError
+from gan_lightning.train import check_before_run
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -61,6 +62,38 @@ def test_truncated_gzip_is_named(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(UserError, match="train-images-idx3-ubyte not found"):
         load_mnist("train", tmp_path)
+
+
+def test_download_true_uses_the_files_already_in_data_dir(tmp_path):
+    """The four files lie flat in data_dir, where the loader finds them but torchvision's downloader does not
+    look: download=true must not fetch anything. `MNIST` is a file, so that a download would fail at once
+    (torchvision makes data_dir/MNIST/raw first) instead of reaching the network."""
+    for name in MD5:
+        shutil.copy(BUNDLED_DIR / f"{name}.gz", tmp_path / f"{name}.gz")
+    (tmp_path / "MNIST").write_text("not a folder")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=True, val_size=1000)
+    dm.prepare_data()  # what Lightning calls first in a run
+    assert dm.image_shape == (1, 28, 28) and dm.num_classes == 10
+    assert len(dm.train_set) == 59_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_download_true_downloads_before_loading_and_says_when_it_cannot(tmp_path):
+    """With download=true and no files, the first load goes through the downloader (here into a folder under a
+    file, which fails before any network access) and says so in one line, never "add data.download=true"."""
+    (tmp_path / "taken").write_text("a file")
+    data_dir = tmp_path / "taken" / "mnist"
+    dm = MNISTDataModule(data_dir=str(data_dir), download=True)
+    with pytest.raises(UserError) as error:
+        dm.image_shape  # read when the model is built, before Lightning's prepare_data
+    message = str(error.value)
+    assert message.startswith(f"data.download=true: could not download MNIST into {data_dir} (")
+    assert "data.download=true" not in message[len("data.download=true"):] and "\n" not in message
+    # the command line's pre-check says the same, before a run folder exists
+    with pytest.raises(UserError, match="data.download=true: could not download MNIST"):
+        check_before_run([f"data.data_dir={data_dir}", "data.download=true", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_datamodule_batches_are_scaled_and_split():

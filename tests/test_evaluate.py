@@ -1,8 +1,11 @@
 import json
 
 import pytest
+import torch
 
-from gan_lightning.evaluate import main
+from gan_lightning.errors import UserError
+from gan_lightning.evaluate import main, write_json
+from gan_lightning.sampling.generate import main as generate_main
 
 
 def test_evaluate_prints_the_table_and_writes_json(trained_run, capsys, tmp_path):
@@ -52,3 +55,55 @@ def test_evaluate_leaves_a_folder_out_alone(trained_run, capsys, tmp_path):
         main([f"ckpt_path={ckpt}", "n=20", f"out={tmp_path}"])
     assert "is a folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def _strict(text: str):
+    """json.loads that refuses NaN and Infinity, which Python writes and reads but JSON does not have."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def nan_checkpoint(trained_run, tmp_path):
+    """A real checkpoint whose generator weights (and their moving average) are all NaN."""
+    checkpoint = torch.load(trained_run("vanilla") / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, value in checkpoint["state_dict"].items():
+        if name.startswith(("generator.", "generator_ema.")) and value.is_floating_point():
+            value.fill_(float("nan"))
+    path = tmp_path / "nan.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_generator_of_nan_is_said_in_one_line_and_no_report_is_written(nan_checkpoint, capsys, tmp_path):
+    out = tmp_path / "report.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"ckpt_path={nan_checkpoint}", "n=50", f"out={out}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the generator of {nan_checkpoint} produces NaN or infinite values") and \
+        err.count("\n") == 1
+    assert not out.exists() and not nan_checkpoint.with_name("nan.ckpt.eval.json").exists()
+    # generate.py says the same, and writes no digits of garbage
+    with pytest.raises(SystemExit) as exit_info:
+        generate_main([f"ckpt_path={nan_checkpoint}", "n=8", f"out={tmp_path / 'samples'}"])
+    assert exit_info.value.code == 2 and "produces NaN or infinite values" in capsys.readouterr().err
+    assert not (tmp_path / "samples").exists()
+
+
+def test_reports_are_strict_json(tmp_path):
+    path = tmp_path / "report.json"
+    with pytest.raises(UserError, match=r"holds NaN or infinite numbers, so it was not written: model\.fid, "
+                                        r"model\.class_share\[1\]"):
+        write_json({"n": 2, "model": {"fid": float("nan"), "class_share": [0.5, float("inf")]}}, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_digit_never_asked_for_has_a_null_label_accuracy(trained_run, tmp_path):
+    out = tmp_path / "report.json"
+    main([f"ckpt_path={trained_run('cgan') / 'checkpoints' / 'last.ckpt'}", "n=5", f"out={out}"])
+    report = _strict(out.read_text())
+    assert report["model"]["label_accuracy_per_class"][5:] == [None] * 5  # only digits 0-4 were asked for
+    assert all(v is not None for v in report["model"]["label_accuracy_per_class"][:5])

@@ -1,7 +1,10 @@
 """scripts/generate.py and scripts/export_generator.py on real (briefly trained) checkpoints."""
 
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ from gan_lightning.checkpoint import load_checkpoint, load_generator
 from gan_lightning.data.mnist import read_idx
 from gan_lightning.errors import UserError
 from gan_lightning.sampling import Sampler, latent, outputs, progress_gif
-from gan_lightning.sampling.generate import export_main, main
+from gan_lightning.sampling.generate import export_main, files_size, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -263,7 +266,7 @@ def previous_out(tmp_path):
         ("cgan", ["mode=walk", "direction=100"], "direction must be"),
         ("cgan", ["mode=morph", "digit_to=3"], "digit_to needs a start digit"),
         ("cgan", ["seed=18446744073709551616"], "seed must be an integer from 0 to 9223372036854775807"),
-        ("cgan", [f"n={2**62}"], "n is too large: the samples need at least"),  # more than any disk holds
+        ("cgan", [f"n={2**62}"], "n is too large: the samples need about"),  # more than any disk holds
         ("cgan", ["mode=walk", "span=inf"], "span must be a positive number"),
     ],
 )
@@ -304,6 +307,53 @@ def test_a_failure_while_writing_leaves_the_earlier_files(trained_run, previous_
         generate(ckpt(trained_run, "vanilla"), previous_out, "n=8", "png=true", "idx=true")
     assert [p.name for p in previous_out.iterdir()] == ["samples.npz"]
     assert (previous_out / "samples.npz").read_bytes() == b"earlier samples"
+
+
+def test_the_disk_check_counts_what_the_files_really_take(trained_run, tmp_path, capsys):
+    path = ckpt(trained_run, "vanilla")
+    out = generate(path, tmp_path / "out", "n=3000", "idx=true")
+    taken = sum(p.stat().st_size for p in out.iterdir() if p.name != "samples.png")
+    estimate = files_size(Sampler.load(path), 3000, seed=0, digit=None, png=False, idx=True)
+    assert abs(estimate - taken) < 0.05 * taken
+    # a billion samples of this generator need hundreds of GB: refused before anything is written
+    needed = files_size(Sampler.load(path), 10**9, seed=0, digit=None, png=False, idx=False)
+    if needed <= shutil.disk_usage(tmp_path).free:
+        pytest.skip(f"this disk holds {needed / 1e9:.0f} GB")
+    err = failure(capsys, f"ckpt_path={path}", f"out={tmp_path / 'huge'}", "n=1000000000")
+    assert "n is too large: the samples need about" in err and not (tmp_path / "huge").exists()
+
+
+def _in_a_terminal() -> None:
+    """Ctrl-C's default, as in a command typed at a terminal (a test run in the background inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("out_existed", [True, False])
+def test_a_stopped_run_leaves_out_as_it_was(trained_run, tmp_path, signum, out_existed):
+    """SIGTERM or Ctrl-C while the samples stream to their files: one line, exit 143 / 130, no temporary files,
+    and `out` as it was: the earlier files untouched, or no folder at all where there was none."""
+    out = tmp_path / "new" / "out"
+    if out_existed:
+        out.mkdir(parents=True)
+        (out / "samples.npz").write_bytes(b"earlier samples")
+    args = [f"ckpt_path={ckpt(trained_run, 'vanilla')}", f"out={out}", "n=20000000", "idx=true"]
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "generate.py"), *args], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_in_a_terminal)
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".npz") and p.name.startswith(".") and p.stat().st_size > 10**6
+                  for p in (out.iterdir() if out.is_dir() else ())):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    assert stderr.strip().splitlines() == [f"stopped by {signal.Signals(signum).name}; nothing was written"]
+    if out_existed:
+        assert [p.name for p in out.iterdir()] == ["samples.npz"]
+        assert (out / "samples.npz").read_bytes() == b"earlier samples"
+    else:
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_the_script_reports_one_line_and_exit_code_2(trained_run, previous_out):

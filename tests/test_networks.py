@@ -1,7 +1,11 @@
+import time
+
 import pytest
 import torch
 
+from gan_lightning.errors import UserError
 from gan_lightning.networks import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gan_lightning.networks.spec import build_network, network_spec
 
 IMAGE_SHAPE = (1, 28, 28)
 PAIRS = [(MLPGenerator, MLPDiscriminator), (DCGANGenerator, DCGANDiscriminator)]
@@ -100,3 +104,23 @@ def test_dcgan_extra_layers_add_3x3_convs_at_the_half_size_map(batch_norm):
     assert not any(getattr(layer, "kernel_size", None) == (3, 3) for layer in plain.net)
     with pytest.raises(ValueError, match="n_extra_layers"):
         DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, n_extra_layers=-1)
+
+
+# resolves to subprocess.Popen through the modules that gan_lightning.networks.common imports
+POPEN = "gan_lightning.networks.common.torch.ctypes.util.subprocess.Popen"
+
+
+def test_build_network_refuses_a_path_that_leads_out_of_the_networks(tmp_path):
+    marker = tmp_path / "POPEN_RAN"
+    with pytest.raises(UserError, match=r"refusing to build network .*Popen.*not one of this project's networks"):
+        build_network({"_target_": POPEN, "args": ["touch", str(marker)]})
+    time.sleep(0.5)  # a Popen started by mistake would have touched it by now
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("cls", [DCGANGenerator, DCGANDiscriminator, MLPGenerator, MLPDiscriminator])
+def test_every_network_is_rebuilt_from_its_spec(cls):
+    kwargs = {"image_shape": IMAGE_SHAPE, "num_classes": 0}
+    if "Generator" in cls.__name__:
+        kwargs["noise_dim"] = 16
+    assert type(build_network(network_spec(cls, **kwargs))) is cls

@@ -338,6 +338,27 @@ def test_every_entry_point_refuses_a_poisoned_checkpoint(poisoned_checkpoint, tm
     assert not out.exists() and not (tmp_path / "outputs").exists()  # nothing written, not even a run directory
 
 
+# resolves to subprocess.Popen through the modules that gan_lightning.networks.common imports
+POPEN = "gan_lightning.networks.common.torch.ctypes.util.subprocess.Popen"
+
+
+def test_a_checkpoint_naming_a_class_outside_the_networks_is_refused(trained_run, tmp_path):
+    """A genuine checkpoint whose generator spec names subprocess.Popen by a path under gan_lightning.networks."""
+    checkpoint = torch.load(trained_run("vanilla") / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["networks"]["generator"]["_target_"] = POPEN
+    path = tmp_path / "popen.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match=r"refusing to build network .*Popen.*not one of this project's networks"):
+        load_generator(path)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), f"ckpt_path={path}", "n=4",
+                             f"out={out}"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: refusing to build network") and result.stderr.strip().count("\n") == 0
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_same_seed_same_samples_and_metrics(tmp_path):
     """Two runs with the same seed and config on CPU: identical checkpoints, metrics and generated samples."""

@@ -1,18 +1,22 @@
 """The real entry point on a few real batches of MNIST."""
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gan_lightning.checkpoint import load_checkpoint, load_generator
-from gan_lightning.train import train
+from gan_lightning.config import compose_config
+from gan_lightning.train import build_model, check_batch_size, check_before_run, resume_command, train
 from tests.conftest import FAST, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +147,79 @@ def test_cli_rejects_bad_values_with_one_line(override, key, tmp_path):
     assert result.stderr.strip().count("\n") == 0 and key in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # stopped before Hydra made a run directory
+
+
+def test_cli_refuses_a_batch_size_the_networks_cannot_train_on(tmp_path):
+    # the Vanilla GAN's BatchNorm1d needs more than one value per channel in training mode
+    result = _cli("model=vanilla", "data.batch_size=1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: data.batch_size=1: the networks cannot train on batches of this size")
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # stopped before Hydra made a run directory
+
+
+def test_batch_size_check_passes_what_torch_takes(tmp_path):
+    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough
+    check_before_run(["model=dcgan", "data.batch_size=1", f"hydra.run.dir={tmp_path / 'run'}"])
+    check_before_run(["model=vanilla", "data.batch_size=2", f"hydra.run.dir={tmp_path / 'run'}"])
+    _, model = build_model(compose_config(["model=vanilla"]), quality=None)
+    check_batch_size(model, 10**6)  # shapes only: no memory for a million images
+
+
+# a short run through the CLI: the vanilla GAN, one batch, no validation, nothing but its checkpoint
+ONE_BATCH = ["model=vanilla", "model.quality=null", "~callbacks.best_checkpoint", "~logger", "~callbacks.sample_grid",
+             "data.batch_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+             "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def test_a_run_never_shares_its_folder_with_another_started_in_the_same_second(tmp_path):
+    """The default run folder is named by the second the run starts. The folders of the next minute are made
+    first, each holding another run's file: the run must take a folder of its own, leaving theirs alone."""
+    from datetime import datetime, timedelta
+
+    runs = tmp_path / "runs"
+    start = datetime.now()
+    taken = [runs / (start + timedelta(seconds=s)).strftime("%Y-%m-%d_%H-%M-%S") for s in range(60)]
+    for folder in taken:
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
+    result = _cli(*ONE_BATCH, f"runs_dir={runs}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(sorted(p.name for p in folder.iterdir()) == ["metrics.json"] for folder in taken)
+    (run,) = set(runs.iterdir()) - set(taken)
+    assert run.name.rsplit("-", 1)[0] in {folder.name for folder in taken} and run.name.endswith("-2")
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / ".hydra" / "config.yaml").is_file()
+
+
+def test_cli_refuses_a_run_dir_that_holds_an_earlier_run(trained_run, tmp_path):
+    import shutil
+
+    earlier = tmp_path / "earlier run"
+    shutil.copytree(trained_run("vanilla"), earlier)
+    before = {p: p.stat().st_mtime_ns for p in earlier.rglob("*")}
+    result = _cli(*ONE_BATCH, f"hydra.run.dir={earlier}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: hydra.run.dir={earlier} already holds a run (.hydra)")
+    assert result.stderr.strip().endswith(f"ckpt_path={earlier / 'checkpoints' / 'last.ckpt'}")
+    assert {p: p.stat().st_mtime_ns for p in earlier.rglob("*")} == before  # not a byte written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier run"]
+
+
+@pytest.mark.parametrize("folder", ["my runs", "runs (2)", "a,b", "a=b", "ünï", "it's", 'say "hi"', "x#1", "~x", "5",
+                                    "a ${b}", "back\\slash", "[1]"])
+def test_the_resume_command_gives_hydra_the_checkpoint_path_exactly(folder):
+    """The printed command, split as a shell splits it, gives Hydra's override parser the checkpoint's path."""
+    checkpoint = Path("/tmp") / folder / "checkpoints" / "last.ckpt"
+    overrides = ["model=vanilla", "data.batch_size=16", "ckpt_path=/old/last.ckpt"]
+    program, script, *arguments = shlex.split(resume_command(overrides, checkpoint))
+    assert (program, script) == ("python", "scripts/train.py")
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    assert [o.key_or_group for o in parsed] == ["model", "data.batch_size", "ckpt_path"]
+    assert [o.value() for o in parsed[:2]] == ["vanilla", 16]
+    # the value as the config holds it, where OmegaConf reads ${...} (kept as written, escaped: \${...})
+    assert OmegaConf.create({"ckpt_path": parsed[2].value()}).ckpt_path == str(checkpoint)
+    assert compose_config(arguments).ckpt_path == str(checkpoint)  # what the command composes
 
 
 @pytest.mark.slow

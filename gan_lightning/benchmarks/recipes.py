@@ -8,7 +8,8 @@ prints one table beside the real-data row, checks the targets, and writes `recip
 grid beside its default grid. A pair whose run folder already holds a finished run of the same recipe (the
 resolved model, optimizer and data config) and budget is not trained again (`--retrain` forces it), so the
 table can be rebuilt, or runs done in parallel processes (`--runs dcgan/seed`) can be gathered; an unfinished
-one resumes from its `last.ckpt`. A run of another recipe (a default changed since) is refused, not scored.
+one resumes from its `last.ckpt`. A run of another recipe (a default changed since), or of a longer budget, is
+refused, not scored.
 """
 
 import argparse
@@ -56,6 +57,16 @@ def check_recipe(done: dict, expected: dict, folder: Path, model: str, recipe: s
                         "--retrain to train it again there")
 
 
+def check_budget(done: dict, epochs: int, folder: Path) -> None:
+    """A run of a longer budget is never taken for a shorter one: resumed with fewer epochs, nothing would train,
+    and its checkpoint, further on than asked, would be scored under the shorter budget."""
+    trained = done.get("epochs")
+    if isinstance(trained, int) and trained > epochs:
+        raise UserError(f"{folder} holds a run of {trained} epochs, longer than the {epochs} asked for: its checkpoint "
+                        f"is not a {epochs}-epoch result; pass a new --out, --retrain to train {epochs} epochs there, "
+                        f"or --at-epoch {epochs} to score its checkpoint after {epochs} epochs, if it kept one")
+
+
 def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False) -> dict:
     """Train one pair unless a finished run of the same recipe and budget is already in its folder; returns
     what `result.json` records (overrides, epochs, seed, the resolved recipe, minutes, checkpoint).
@@ -70,6 +81,7 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     if result_file.exists() and not retrain:
         done = json.loads(result_file.read_text())
         check_recipe(done, record["recipe"], folder, model, recipe)
+        check_budget(done, epochs, folder)
         if {k: done.get(k) for k in record} == record and "checkpoint" in done and Path(done["checkpoint"]).exists():
             return done
     # a run that an earlier benchmark left unfinished (killed, out of time) goes on from its last checkpoint
@@ -77,11 +89,11 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     if resume:
         cfg.ckpt_path = str(last)
     folder.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    result_file.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     start = time.perf_counter()
     train(cfg)
     record.update(minutes=(time.perf_counter() - start) / 60, resumed=resume, checkpoint=str(last))
-    result_file.write_text(json.dumps(record, indent=2) + "\n")
+    result_file.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     return record
 
 

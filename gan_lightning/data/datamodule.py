@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.mnist import download_mnist, load_mnist
 from gan_lightning.errors import UserError
 
 
@@ -183,10 +183,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            from torchvision.datasets import MNIST
-
-            MNIST(self.data_dir, train=True, download=True)
-            MNIST(self.data_dir, train=False, download=True)
+            download_mnist(self.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
@@ -207,6 +204,9 @@ class MNISTDataModule(L.LightningDataModule):
             self.val_set = TensorBatches(self.val_set.images.to(device), self.val_set.labels.to(device))
 
     def _load(self) -> None:
+        # the first load can come before Lightning's prepare_data call (image_shape and num_classes are read when
+        # the model is built): download first, which does nothing once the files are there
+        self.prepare_data()
         images, labels = load_mnist("train", self.data_dir)
         if self.val_size >= len(labels):
             raise UserError(f"data.val_size={self.val_size} leaves no training images (the set has {len(labels)})")

@@ -26,9 +26,7 @@ MD5 = {
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
-def find_file(name: str, data_dir: str | Path | None = None) -> Path:
-    """Where the IDX file `name` lies: the bundled copy, or `data_dir`, `data_dir/raw` or `data_dir/MNIST/raw`
-    (torchvision's layout), compressed (`.gz`) or not."""
+def _lookup(name: str, data_dir: str | Path | None) -> Path | None:
     if data_dir is None:
         folders = [BUNDLED_DIR]
     else:
@@ -38,12 +36,39 @@ def find_file(name: str, data_dir: str | Path | None = None) -> Path:
         for candidate in (folder / name, folder / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
+    return None
+
+
+def find_file(name: str, data_dir: str | Path | None = None) -> Path:
+    """Where the IDX file `name` lies: the bundled copy, or `data_dir`, `data_dir/raw` or `data_dir/MNIST/raw`
+    (torchvision's layout), compressed (`.gz`) or not."""
+    found = _lookup(name, data_dir)
+    if found is not None:
+        return found
     where = "the bundled data folder" if data_dir is None else f"{data_dir} (or its MNIST/raw subfolder)"
     hint = (
         "reinstall the package" if data_dir is None else "point data.data_dir at a torchvision-style MNIST folder, "
         "or add data.download=true"
     )
     raise UserError(f"MNIST file {name} not found in {where}; {hint}")
+
+
+def download_mnist(data_dir: str | Path) -> None:
+    """Fetch the four MNIST files into `data_dir/MNIST/raw` with torchvision's downloader, unless `data_dir` already
+    holds them all where `find_file` looks (then nothing is fetched and no network is needed)."""
+    if all(_lookup(name, data_dir) is not None for name in MD5):
+        return
+    from torchvision.datasets import MNIST
+
+    try:
+        MNIST(Path(data_dir).expanduser(), train=True, download=True)  # fetches all four files, checks their MD5
+    except (OSError, RuntimeError) as e:  # no network, a folder that cannot be made, a corrupt download
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(e).__name__
+        raise UserError(
+            f"data.download=true: could not download MNIST into {data_dir} ({reason}); check the connection and that "
+            "the folder can be written, or put the four MNIST files in it by hand"
+        ) from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -141,6 +141,6 @@ def train_classifier(
         "torch_version": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    record_path(out_path).write_text(json.dumps(record, indent=2) + "\n")
+    record_path(out_path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     log(f"wrote {out_path} and {record_path(out_path).name}")
     return record

@@ -35,11 +35,22 @@ class Sampler:
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
         # one generator call at a time: the demo answers requests from several threads
         self._lock = threading.Lock()
+        self.source: Path | None = None  # the checkpoint it came from, for messages
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Sampler":
         generator, info = load_generator(path, map_location=device)
-        return cls(generator, info, device)
+        sampler = cls(generator, info, device)
+        sampler.source = Path(path)
+        return sampler
+
+    def _uint8(self, output: torch.Tensor) -> np.ndarray:
+        """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""
+        if not torch.isfinite(output).all():
+            source = f" of {self.source}" if self.source is not None else ""
+            raise UserError(f"the generator{source} produces NaN or infinite values: its weights are broken (a run "
+                            "that diverged?); use an earlier checkpoint")
+        return to_uint8(output)
 
     def describe(self) -> str:
         kind = f"conditional, {self.num_classes} classes" if self.conditional else "unconditional"
@@ -71,13 +82,13 @@ class Sampler:
         z = z.to(self.device, torch.float32)
         with self._lock:
             if not self.conditional:
-                return to_uint8(self.generator(z, None))
+                return self._uint8(self.generator(z, None))
             if labels is None:
                 raise ValueError("a conditional generator needs labels: digits (B,) or label vectors (B, K)")
             labels = labels.to(self.device)
             if not labels.is_floating_point():
-                return to_uint8(self.generator(z, labels))
-            return to_uint8(self.generator(z, labels.float()))
+                return self._uint8(self.generator(z, labels))
+            return self._uint8(self.generator(z, labels.float()))
 
     def _batched(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> np.ndarray:
         parts = [
