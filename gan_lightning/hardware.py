@@ -37,15 +37,17 @@ def fast_precision(accelerator: str = "auto") -> str:
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     if not on_cpu:
         return "32-true"
-    if cpu_has_native_bf16():
-        return "bf16-mixed"
-    _say_no_bf16()
-    return "32-true"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
-@functools.cache
-def _say_no_bf16() -> None:
-    log.warning("trainer.precision: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so training runs in fp32")
+def explain_precision(trainer_cfg) -> None:
+    """Say in the run's log when the machine chose fp32 for a CPU run (the resolver itself stays quiet: it also
+    runs while commands are only being checked)."""
+    raw = OmegaConf.to_container(trainer_cfg, resolve=False).get("precision")
+    if isinstance(raw, str) and raw.startswith("${fast_precision:") and trainer_cfg.precision == "32-true":
+        if fast_precision(str(trainer_cfg.accelerator)) == "32-true" and not cpu_has_native_bf16():
+            log.info("trainer.precision: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so training runs in "
+                     "fp32 (the fast path's bf16 autocast would be slower here)")
 
 
 if not OmegaConf.has_resolver("fast_precision"):
@@ -96,7 +98,9 @@ def choose_threads(most: int, cores: int, busy_elsewhere: float | None) -> int:
 
 class CPUThreads(L.Callback):
     """Sets torch's CPU threads to the free cores when training starts and again at every epoch, so a run on a busy
-    machine, or beside other runs, does not spin against them. `threads`: "auto", or a fixed number."""
+    machine, or beside other runs, does not spin against them; restores them when training ends. `threads`:
+    "auto", or a fixed number (float sums, and so bit-for-bit results, depend on the thread count: runs to be
+    compared bit for bit fix it)."""
 
     def __init__(self, threads: int | str = "auto"):
         if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
@@ -119,3 +123,6 @@ class CPUThreads(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
         self._set()
+
+    def teardown(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        torch.set_num_threads(self.most)  # what the process had, for whatever it does next

@@ -13,6 +13,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -32,6 +33,7 @@ from gan_lightning.config import (
     validate,
 )
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
+from gan_lightning.hardware import explain_precision
 from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
 
@@ -158,6 +160,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log_hyperparameters(logger, hyperparameters(cfg))
 
     log.info("Run directory: %s", trainer.default_root_dir)
+    if isinstance(trainer.accelerator, CPUAccelerator):
+        explain_precision(cfg.trainer)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except MisconfigurationException as e:  # Lightning's own checks of the trainer with this model, at fit

@@ -122,6 +122,8 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "seed=3",
+    # bit-for-bit results need one thread count in every run (`auto` would follow the machine's load)
+    "callbacks.cpu_threads.threads=2",
 ]
 
 
@@ -372,7 +374,7 @@ def test_same_seed_same_samples_and_metrics(tmp_path):
             "model=vanilla", "data.batch_size=16", "trainer.accelerator=cpu", "trainer.max_epochs=1",
             "trainer.limit_train_batches=4", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
             "trainer.num_sanity_val_steps=0", "model.eval_samples=100", "model.quality.kid_subset_size=50", "seed=11",
-            f"paths.output_dir={tmp_path / run}",
+            "callbacks.cpu_threads.threads=2", f"paths.output_dir={tmp_path / run}",
         ]))
         main([f"ckpt_path={tmp_path / run / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path / run / 'gen'}", "n=16"])
         results.append((metrics, np.load(tmp_path / run / "gen" / "samples.npz")["images"]))
