@@ -153,3 +153,21 @@ def test_recipe_benchmark_refuses_a_run_of_a_longer_budget_in_one_line(tmp_path,
     with pytest.raises(SystemExit):  # the quality benchmark shares the runs, and the check
         quality.main(["--epochs", "vanilla=10", "--out", str(tmp_path)])
     assert "holds a run of 20 epochs, longer than the 10 asked for" in capsys.readouterr().err
+
+
+def test_throughput_benchmark_on_a_busy_machine_prints_its_table_and_stops_its_spinners(capsys):
+    from gan_lightning.benchmarks.throughput import main
+
+    threads = torch.get_num_threads()
+    try:
+        main(["--device", "cpu", "--models", "vanilla", "--batches", "4", "--warmup", "1", "--repeats", "1",
+              "--busy", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "CPU, 1 threads, 1 other process spinning" in out
+    assert "| vanilla | 32-true, fused Adam |" in out or "| vanilla | bf16-mixed, fused Adam |" in out
+    import subprocess
+
+    spinning = subprocess.run(["pgrep", "-f", "while True: pass"], capture_output=True, text=True).stdout.split()
+    assert not spinning

@@ -21,6 +21,8 @@ import cProfile
 import io
 import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -313,6 +315,9 @@ def main(argv=None) -> None:
     parser.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=default_devices,
                         help="where to train: cpu as trainer=cpu, cuda as trainer=gpu (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="compile the networks (model.compile=true)")
+    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: as started)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="keep this many other processes spinning on the CPU meanwhile (a busy machine)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one more run of the project's loop per model (cProfile, the top functions "
                              "by own time): where the host spends a step")
@@ -327,10 +332,28 @@ def main(argv=None) -> None:
         parser.error("--warmup must be smaller than --batches")
     if "cuda" in args.device and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU here")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be positive, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if not 0 <= args.busy <= 64:
+        parser.error(f"--busy must be from 0 to 64, got {args.busy}")
+    spin = "import signal, sys\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit())\nwhile True: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(args.busy)]
+    try:
+        _report(args)
+    finally:
+        for spinner in spinners:
+            spinner.terminate()
+
+
+def _report(args) -> None:
     for device in args.device:
         rows = benchmark(args.models, args.batch_size, args.batches, args.warmup, args.repeats, device, args.compile,
                          args.syncs, args.profile)
         name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        if args.busy:
+            name += f", {args.busy} other process{'es' if args.busy > 1 else ''} spinning"
         print(f"\nTraining throughput, images/s ({name}; "
               f"batch {args.batch_size}, median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
         print("| model | project settings | plain PyTorch loop | bare loop, project settings | gan-lightning loop "
