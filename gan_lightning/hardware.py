@@ -20,8 +20,6 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
-from gan_lightning.errors import UserError
-
 log = logging.getLogger(__name__)
 
 
@@ -44,10 +42,9 @@ def explain_precision(trainer_cfg) -> None:
     """Say in the run's log when the machine chose fp32 for a CPU run (the resolver itself stays quiet: it also
     runs while commands are only being checked)."""
     raw = OmegaConf.to_container(trainer_cfg, resolve=False).get("precision")
-    if isinstance(raw, str) and raw.startswith("${fast_precision:") and trainer_cfg.precision == "32-true":
-        if fast_precision(str(trainer_cfg.accelerator)) == "32-true" and not cpu_has_native_bf16():
-            log.info("trainer.precision: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so training runs in "
-                     "fp32 (the fast path's bf16 autocast would be slower here)")
+    if isinstance(raw, str) and raw.startswith("${fast_precision:") and not cpu_has_native_bf16():
+        log.info("trainer.precision: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so training runs in "
+                 "fp32 (the fast path's bf16 autocast would be slower here)")
 
 
 if not OmegaConf.has_resolver("fast_precision"):
@@ -103,8 +100,7 @@ class CPUThreads(L.Callback):
     compared bit for bit fix it)."""
 
     def __init__(self, threads: int | str = "auto"):
-        if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
-            raise UserError(f"callbacks.cpu_threads.threads must be auto or a positive integer, got {threads!r}")
+        assert threads == "auto" or (isinstance(threads, int) and threads >= 1), threads  # checked by config.validate
         self.threads = threads
         self.most = torch.get_num_threads()
         self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))

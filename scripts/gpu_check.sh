@@ -25,8 +25,9 @@ PYTHON=${PYTHON:-python3}
 PARTS=${PARTS:-bench compile train tests}  # which of the steps below to run
 mkdir -p "$WORK/runs" "$OUT"
 if ! "$PYTHON" -c "import hydra, omegaconf" 2>/dev/null; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/gan_site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/gan_site
+  site=$(realpath -m "$WORK/site")
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl || exit 1
+  export PYTHONPATH=$site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 log() { echo "== $(date +%T) $*" | tee -a "$WORK/steps.log"; }

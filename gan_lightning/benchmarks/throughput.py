@@ -345,6 +345,7 @@ def main(argv=None) -> None:
     finally:
         for spinner in spinners:
             spinner.terminate()
+            spinner.wait()
 
 
 def _report(args) -> None:
