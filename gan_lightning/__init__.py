@@ -1,3 +1,20 @@
-"""Vanilla, DCGAN and conditional GANs for MNIST digits, trained with PyTorch Lightning and Hydra."""
+"""Vanilla, DCGAN and conditional GANs for MNIST digits, trained with PyTorch Lightning and Hydra.
+
+    from gan_lightning import load_generator
+    g = load_generator("cgan")            # a bundled model: "vanilla", "dcgan" or "cgan"
+    x = g.sample(16, digit=7, seed=0)     # uint8 (16, 28, 28), 0 = black background like MNIST
+"""
 
 __version__ = "0.1.0"
+
+
+def load_generator(source: str = "cgan", device: str = "cpu"):
+    """A trained generator as a `gan_lightning.sampling.Sampler`: `.sample`, `.morph`, `.sweep`, `.walk`,
+    `.save_pretrained`. `source` is a bundled model's name, a folder written by `save_pretrained`, a training
+    checkpoint (.ckpt) or a generator exported by scripts/export_generator.py."""
+    from gan_lightning.sampling.sampler import Sampler  # the package's top imports nothing heavy until asked
+
+    return Sampler.load(source, device)
+
+
+__all__ = ["__version__", "load_generator"]

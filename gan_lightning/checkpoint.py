@@ -80,10 +80,10 @@ def _generator_spec(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
     return spec
 
 
-def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The generator of a checkpoint, in eval mode, and what describes it (noise_dim, num_classes, ...).
+def read_generator(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The generator of a checkpoint, in eval mode, and what describes it (noise_dim, num_classes, ..., spec).
 
-    `path` is a training checkpoint or a generator exported on its own by `export_generator`."""
+    `path` is a training checkpoint or a generator exported as one `.pt` file (`EXPORT_FORMAT`)."""
     return _build_generator(load_checkpoint(path, map_location), Path(path))
 
 
@@ -95,6 +95,12 @@ def _generator_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def state_dict_problem(error: RuntimeError) -> str:
+    """The first line of what `load_state_dict` found wrong (its message lists every tensor, one per line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else lines[0] if lines else "mismatched tensors"
+
+
 def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module, dict[str, Any]]:
     spec = _generator_spec(checkpoint, path)
     generator = build_network(spec)
@@ -102,30 +108,24 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
     try:
         generator.load_state_dict(weights)
     except RuntimeError as e:
-        raise UserError(f"{path}: generator weights do not fit its recorded architecture ({e})") from None
+        raise UserError(f"{path}: generator weights do not fit its recorded architecture ({state_dict_problem(e)})") from None
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
-    info["conditional"] = spec["num_classes"] > 0
+    info.update(conditional=spec["num_classes"] > 0, spec=spec)
     return generator.eval(), info
 
 
-GENERATOR_FORMAT = "gan-lightning-generator"
+# an exported generator as one torch file: the checkpoint's own layout (`networks.generator`, `state_dict` with
+# `generator.*` keys), so `read_generator` reads both alike
+EXPORT_FORMAT = "gan-lightning-generator"
 
 
-def export_generator(ckpt_path: str | Path, out_path: str | Path) -> Path:
-    """Save the generator of a training checkpoint on its own (its EMA weights when it has them): its spec and
-    weights, in the checkpoint's own layout (`networks.generator`, `state_dict` with `generator.*` keys), so
-    `load_generator` reads both alike.
-    Written atomically (temporary file, then rename). Returns the path written."""
-    ckpt_path, out_path = Path(ckpt_path), Path(out_path)
-    check_writable(out_path, "out", folder=False, example="generator.pt")
-    if out_path.exists() and out_path.resolve() == ckpt_path.resolve():
-        raise UserError(f"out={out_path} is the checkpoint itself; write the generator to another file")
-    checkpoint = load_checkpoint(ckpt_path)
-    _build_generator(checkpoint, ckpt_path)  # the weights must fit the spec before anything is written
+def save_generator_file(generator: nn.Module, spec: dict[str, Any], out_path: str | Path) -> Path:
+    """Save a generator on its own as one torch file, written atomically. Returns the path written."""
+    out_path = check_writable(out_path, "out", folder=False, example="generator.pt")
     exported = {
-        "format": GENERATOR_FORMAT,
-        "networks": {"generator": _generator_spec(checkpoint, ckpt_path)},
-        "state_dict": {f"generator.{k}": v for k, v in _generator_weights(checkpoint).items()},
+        "format": EXPORT_FORMAT,
+        "networks": {"generator": spec},
+        "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     make_folder(out_path.parent, "out")
     atomic_save(exported, out_path)

@@ -1,7 +1,8 @@
-"""A local web page to explore a trained generator: `python scripts/demo.py ckpt_path=PATH [port=7860]`.
+"""A local web page to explore trained generators: `python scripts/demo.py [model=NAME | ckpt_path=PATH]`.
 
-Pick a digit (conditional model), a seed and how many samples; move along a few noise coordinates with
-sliders; morph between two digits or two seeds. Gradio is an optional extra (`pip install -e ".[demo]"`).
+The page opens on the bundled conditional GAN (or the model asked for) with its digits already drawn, and
+offers every bundled model. Pick a digit (conditional model), a seed and how many samples; move along a few
+noise coordinates with sliders (the digits are redrawn as they move); morph between two digits or two seeds. Gradio is an optional extra (`pip install -e ".[demo]"`).
 The page is served to this machine only (127.0.0.1) unless host= says otherwise, with Gradio's analytics
 off and no share link: nothing leaves the machine. A request out of range gets a message in the page,
 never a crash.
@@ -23,6 +24,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from gan_lightning.errors import UserError, fail
+from gan_lightning.pretrained import BUNDLED, MODELS
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import frame_pictures, sample_grid, save_gif
 from gan_lightning.sampling.sampler import Sampler
@@ -48,12 +50,24 @@ def _is_number(value) -> bool:
 
 
 class Explorer:
-    """What the page's buttons do, without Gradio: checks a request, answers with pictures."""
+    """What the page's controls do, without Gradio: checks a request, answers with pictures.
 
-    def __init__(self, sampler: Sampler, max_samples: int = 100, max_frames: int = 48, scale: int = 3):
-        self.sampler, self.max_samples, self.max_frames, self.scale = sampler, max_samples, max_frames, scale
+    `samplers` are the models the page offers, by the label it shows; each request names its model, so
+    several visitors can look at different models at once."""
+
+    def __init__(self, samplers: dict[str, Sampler], max_samples: int = 100, max_frames: int = 48, scale: int = 3):
+        assert samplers, "at least one model"
+        self.samplers, self.max_samples, self.max_frames, self.scale = samplers, max_samples, max_frames, scale
         self.gif_dir = Path(tempfile.mkdtemp(prefix="gan-lightning-demo-"))  # Gradio copies what it serves
         atexit.register(shutil.rmtree, self.gif_dir, ignore_errors=True)
+
+    def sampler(self, model: str) -> Sampler:
+        if model not in self.samplers:
+            raise UserError(f"model must be one of {', '.join(self.samplers)}, got {model!r}")
+        return self.samplers[model]
+
+    def title(self, model: str) -> str:
+        return f"## gan-lightning: {self.sampler(model).describe()}"
 
     def _int(self, name: str, value, low: int, high: int) -> int:
         # the range first: NaN and infinities fail it, and only then is int() safe
@@ -61,43 +75,43 @@ class Explorer:
             raise UserError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
         return int(value)
 
-    def _digit(self, value, name: str = "digit") -> int | None:
-        """'all' or a digit, as the page's radio buttons give them (strings)."""
-        if value is None or value == "all":
+    def _digit(self, sampler: Sampler, value, name: str = "digit") -> int | None:
+        """'all' or a digit, as the page's radio buttons give them (strings); an unconditional model ignores it."""
+        if value is None or value == "all" or not sampler.conditional:
             return None
         try:
-            return self.sampler.check_digit(int(value) if isinstance(value, str) else value, name)
+            return sampler.check_digit(int(value) if isinstance(value, str) else value, name)
         except ValueError:
             raise UserError(f"{name} must be 'all' or a digit, got {value!r}") from None
 
-    def samples(self, digit, seed, n, *offsets) -> np.ndarray:
+    def samples(self, model, digit, seed, n, *offsets) -> np.ndarray:
         """The grid of n samples of `seed` (one row per digit for 'all'), moved along the noise coordinates."""
-        digit, seed = self._digit(digit), self._int("seed", seed, 0, MAX_SEED)
+        sampler = self.sampler(model)
+        digit, seed = self._digit(sampler, digit), self._int("seed", seed, 0, MAX_SEED)
         n = self._int("samples", n, 1, self.max_samples)
         moves = {}
         for index, amount in enumerate(offsets):
             if not _is_number(amount) or not -DIRECTION_RANGE <= amount <= DIRECTION_RANGE:
                 raise UserError(f"z[{index}] must be from {-DIRECTION_RANGE} to {DIRECTION_RANGE}, got {amount!r}")
             moves[index] = float(amount)
-        images = self.sampler.explore(seed, digit, n, moves)
+        images = sampler.explore(seed, digit, n, moves)
         labels = None
-        if self.sampler.conditional:
-            labels = np.full(n, digit) if digit is not None else np.arange(n) % self.sampler.num_classes
-        return upscale(sample_grid(images, labels, self.sampler.num_classes), self.scale)
+        if sampler.conditional:
+            labels = np.full(n, digit) if digit is not None else np.arange(n) % sampler.num_classes
+        return upscale(sample_grid(images, labels, sampler.num_classes), self.scale)
 
-    def morph(self, between: str, digit, digit_to, seed, seed_to, frames) -> str:
+    def morph(self, model, between: str, digit, digit_to, seed, seed_to, frames) -> str:
         """A GIF (its path) from one digit to another in the style of `seed`, or from `seed` to `seed_to`."""
+        sampler = self.sampler(model)
         seed, frames = self._int("seed", seed, 0, MAX_SEED), self._int("frames", frames, 2, self.max_frames)
-        if between == "digits":
-            if not self.sampler.conditional:
-                raise UserError("this model is unconditional: morph between two seeds")
-            start, end = self._digit(digit), self._digit(digit_to, "to digit")
+        if between == "digits" and sampler.conditional:
+            start, end = self._digit(sampler, digit), self._digit(sampler, digit_to, "to digit")
             if start is None or end is None:
                 raise UserError("a morph between digits needs two digits, not 'all'")
-            animation = self.sampler.morph(seed, seed, start, end, frames)
+            animation = sampler.morph(seed, seed, start, end, frames)
         else:
             seed_to = self._int("to seed", seed_to, 0, MAX_SEED)
-            animation = self.sampler.morph(seed, seed_to, self._digit(digit), None, frames)
+            animation = sampler.morph(seed, seed_to, self._digit(sampler, digit), None, frames)
         path = self.gif_dir / f"morph_{uuid.uuid4().hex}.gif"  # requests run in threads: one name each
         save_gif(frame_pictures(animation, self.scale), path, fps=12)
         return str(path)
@@ -115,20 +129,24 @@ def _answer(function):
     return handler
 
 
-def build(explorer: Explorer) -> "gr.Blocks":
-    sampler = explorer.sampler
-    digits = ["all", *map(str, range(sampler.num_classes))]
+def build(explorer: Explorer, first: str) -> "gr.Blocks":
+    """The page, opening on model `first` with its digits already drawn; every control redraws at once."""
+    sampler = explorer.sampler(first)
+    digits = ["all", *map(str, range(10))]
     # delete_cache: Gradio's copies of the pictures it served go after an hour
     with gr.Blocks(title="gan-lightning", analytics_enabled=False, delete_cache=(600, 3600)) as page:
-        gr.Markdown(f"## gan-lightning: {sampler.describe()}")
+        title = gr.Markdown(explorer.title(first), elem_id="title")
         with gr.Row():
             with gr.Column(scale=1):
+                model = gr.Dropdown(list(explorer.samplers), value=first, label="model", elem_id="model",
+                                    visible=len(explorer.samplers) > 1)
                 digit = gr.Radio(digits, value="all", label="digit", visible=sampler.conditional, elem_id="digit")
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
                 n = gr.Slider(1, explorer.max_samples, value=20, step=1, label="samples", elem_id="samples-n")
                 offsets = [
-                    gr.Slider(-DIRECTION_RANGE, DIRECTION_RANGE, value=0.0, step=0.1, label=f"z[{i}]")
-                    for i in range(min(DIRECTIONS, sampler.noise_dim))
+                    gr.Slider(-DIRECTION_RANGE, DIRECTION_RANGE, value=0.0, step=0.1, label=f"z[{i}]",
+                              elem_id=f"z{i}")
+                    for i in range(min(DIRECTIONS, min(s.noise_dim for s in explorer.samplers.values())))
                 ]
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=2):
@@ -160,11 +178,20 @@ def build(explorer: Explorer) -> "gr.Blocks":
                     buttons=["download", "fullscreen"],
                 )
 
-        sample_inputs = [digit, seed, n, *offsets]
-        generate.click(_answer(explorer.samples), sample_inputs, grid)
-        for slider in offsets:
-            slider.release(_answer(explorer.samples), sample_inputs, grid)
-        morph.click(_answer(explorer.morph), [between, digit, digit_to, seed, seed_to, frames], animation)
+        def switch(name):
+            conditional = explorer.sampler(name).conditional
+            return (explorer.title(name), gr.update(visible=conditional), gr.update(visible=conditional),
+                    gr.update(choices=["digits", "seeds"] if conditional else ["seeds"],
+                              value="digits" if conditional else "seeds"))
+
+        draw = _answer(explorer.samples)
+        sample_inputs = [model, digit, seed, n, *offsets]
+        page.load(draw, sample_inputs, grid)
+        generate.click(draw, sample_inputs, grid)
+        model.change(_answer(switch), [model], [title, digit, digit_to, between]).then(draw, sample_inputs, grid)
+        for control in (digit, seed, n, *offsets):  # redraw as a control moves; a burst of moves draws the last
+            control.change(draw, sample_inputs, grid, trigger_mode="always_last", show_progress="hidden")
+        morph.click(_answer(explorer.morph), [model, between, digit, digit_to, seed, seed_to, frames], animation)
     return page
 
 
@@ -188,6 +215,17 @@ def check_address(host: str, port: int) -> None:
             raise UserError(f"cannot serve on host={host} ({e.strerror or e}); {NETWORK_HINT}") from None
 
 
+def open_models(source: str, device) -> tuple[str, dict[str, Sampler]]:
+    """The model to open (a bundled one or the user's own) and every bundled model, by the label the page shows.
+    -> (the first one's label, {label: sampler})."""
+    first = f"{MODELS[source]} ({source})" if source in BUNDLED else f"your model: {Path(source).name}"
+    samplers = {first: Sampler.load(source, device)}
+    for name in BUNDLED:
+        if name != source:
+            samplers[f"{MODELS[name]} ({name})"] = Sampler.load(name, device)
+    return first, samplers
+
+
 def serve(cfg: DictConfig, block: bool = True) -> "gr.Blocks":
     """Check the demo config (see conf/demo.yaml), load the checkpoint and serve the page."""
     host, port = conf.text(cfg, "host"), conf.integer(cfg, "port", 1, 65535)
@@ -195,8 +233,8 @@ def serve(cfg: DictConfig, block: bool = True) -> "gr.Blocks":
     scale = conf.integer(cfg, "scale", 1, 16)
     device = conf.device(cfg, "device")
     check_address(host, port)
-    sampler = Sampler.load(conf.text(cfg, "ckpt_path"), device)
-    page = build(Explorer(sampler, max_samples, max_frames, scale))
+    first, samplers = open_models(conf.generator_source(cfg), device)
+    page = build(Explorer(samplers, max_samples, max_frames, scale), first)
     if block:  # `kill` ends the demo like Ctrl-C does: through exit, so the morph GIFs' folder is removed
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:

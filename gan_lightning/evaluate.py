@@ -1,4 +1,4 @@
-"""`python scripts/evaluate.py ckpt_path=PATH n=10000`: how good a checkpoint's digits are, beside real data.
+"""`python scripts/evaluate.py [model=NAME | ckpt_path=PATH] n=10000`: how good a checkpoint's digits are, beside real data.
 
 Every number comes from the bundled MNIST classifier (gan_lightning/metrics), so they compare across runs,
 models and sweeps, but only at the same sample count: the real-data row shows what a perfect generator of n
@@ -18,6 +18,7 @@ from gan_lightning.config import check_writable, make_folder
 from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+from gan_lightning.pretrained import BUNDLED
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.sampler import Sampler
 
@@ -57,7 +58,7 @@ def format_table(rows: dict[str, dict]) -> str:
     for name, result in rows.items():  # the digits asked for (conditional model) and read back
         if "label_accuracy_per_class" in result:
             per_digit = enumerate(result["label_accuracy_per_class"])
-            accuracy = " ".join(f"{digit}:{value:.3f}" for digit, value in per_digit)
+            accuracy = " ".join(f"{digit}:{'-' if value is None else f'{value:.3f}'}" for digit, value in per_digit)
             lines.append(f"label accuracy per digit, {name}: {accuracy}")
     return "\n".join(lines)
 
@@ -102,25 +103,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     try:
         cfg = conf.load_config("evaluate", args)
-        ckpt_path = Path(conf.text(cfg, "ckpt_path"))
+        source = conf.generator_source(cfg)
         n = conf.integer(cfg, "n", 2, REFERENCE_MAX)
         seed = conf.integer(cfg, "seed", 0, conf.MAX_SEED)
         batch_size = conf.integer(cfg, "batch_size", 1)
         device = conf.device(cfg, "device")
-        out = Path(conf.text(cfg, "out")) if cfg.out is not None else ckpt_path.with_name(ckpt_path.name + ".eval.json")
+        out = Path(conf.text(cfg, "out")) if cfg.out is not None else default_report_path(source)
         check_writable(out, "out", folder=False, example="report.json")
-        sampler = Sampler.load(ckpt_path, device)
+        sampler = Sampler.load(source, device)
         make_folder(out.parent, "out")  # before the minutes of scoring, not after
-        model = f"{sampler.describe()}"
-        rows = {
-            "model": evaluate_sampler(sampler, n, seed, batch_size),
-            f"real data ({n} held-out)": reference_row(n, seed=seed, device=device),
-        }
-        report = {"checkpoint": str(ckpt_path), "generator": model, "n": n, "seed": seed,
-                  "model": _for_json(rows["model"]), "real_reference": _for_json(rows[f"real data ({n} held-out)"])}
+        report = evaluate_report(sampler, n, seed, batch_size)
         write_json(report, out)
     except UserError as e:
         fail(e)
-    print(f"{ckpt_path}: {model}, {n} samples, seed {seed}\n")
-    print(format_table(rows))
+    print(f"{source}: {report['generator']}, {n} samples, seed {seed}\n")
+    print(format_table({"model": report["model"], f"real data ({n} held-out)": report["real_reference"]}))
     print(f"\nwritten: {out}")
+
+
+def default_report_path(source: str) -> Path:
+    """Next to a checkpoint or export (<name>.eval.json); a bundled model's report goes to the current folder."""
+    if source in BUNDLED:
+        return Path(f"{source}.eval.json")
+    path = Path(source)
+    return path / "eval.json" if path.is_dir() else path.with_name(path.name + ".eval.json")
+
+
+def evaluate_report(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 500) -> dict:
+    """The JSON report of `evaluate.py`: the generator's row and the real-data row at the same n."""
+    return {
+        "checkpoint": sampler.source,
+        "generator": sampler.describe(),
+        "n": n,
+        "seed": seed,
+        "model": _for_json(evaluate_sampler(sampler, n, seed, batch_size)),
+        "real_reference": _for_json(reference_row(n, seed=seed, device=sampler.device)),
+    }

@@ -52,8 +52,8 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def ckpt(trained_run) -> Path:
-    return trained_run("cgan") / "checkpoints" / "last.ckpt"
+def ckpt(trained_run, model: str = "cgan") -> Path:
+    return trained_run(model) / "checkpoints" / "last.ckpt"
 
 
 def gif_duration_ms(gif: Image.Image) -> int:
@@ -92,20 +92,28 @@ def test_handlers_answer_in_range_and_refuse_out_of_range(trained_run):
         pytest.skip('Gradio is missing; pip install -e ".[demo]"')
     from gan_lightning.demo import Explorer
 
-    explorer = Explorer(Sampler.load(ckpt(trained_run)), max_samples=30, max_frames=10, scale=2)
-    grid = explorer.samples("all", 0, 20, 0.0, 0.0, 0.0, 0.0)  # ten rows, one per digit, two columns
+    samplers = {"cgan": Sampler.load(ckpt(trained_run)), "vanilla": Sampler.load(ckpt(trained_run, "vanilla"))}
+    explorer = Explorer(samplers, max_samples=30, max_frames=10, scale=2)
+    grid = explorer.samples("cgan", "all", 0, 20, 0.0, 0.0, 0.0, 0.0)  # ten rows, one per digit, two columns
     assert grid.shape == ((10 * 30 + 2) * 2, (2 * 30 + 2) * 2) and grid.dtype == np.uint8
-    moved = explorer.samples("all", 0, 20, 2.5, 0.0, 0.0, 0.0)
+    moved = explorer.samples("cgan", "all", 0, 20, 2.5, 0.0, 0.0, 0.0)
     assert not np.array_equal(grid, moved)
-    gif = Image.open(explorer.morph("digits", "2", "5", 0, 1, 4))
+    gif = Image.open(explorer.morph("cgan", "digits", "2", "5", 0, 1, 4))
     assert gif_duration_ms(gif) == 4 * frame_ms(12)  # 4 frames at 12 per second
+    # the unconditional model: a square grid, and the digit controls (hidden for it) change nothing
+    square = explorer.samples("vanilla", "7", 0, 16, 0.0, 0.0, 0.0, 0.0)
+    assert square.shape == ((4 * 30 + 2) * 2, (4 * 30 + 2) * 2)
+    np.testing.assert_array_equal(square, explorer.samples("vanilla", "all", 0, 16, 0.0, 0.0, 0.0, 0.0))
+    assert Image.open(explorer.morph("vanilla", "digits", "2", "5", 0, 1, 3)).n_frames >= 2
+    assert "Vanilla GAN" in explorer.title("vanilla") and "conditional GAN" in explorer.title("cgan")
     for request, message in [
-        (lambda: explorer.samples("all", 0, 31, 0, 0, 0, 0), "samples must be"),
-        (lambda: explorer.samples("11", 0, 5, 0, 0, 0, 0), "digit must be"),
-        (lambda: explorer.samples("3", -1, 5, 0, 0, 0, 0), "seed must be"),
-        (lambda: explorer.samples("3", 0, 5, 9.0, 0, 0, 0), "z[0] must be"),
-        (lambda: explorer.morph("digits", "all", "5", 0, 1, 4), "needs two digits"),
-        (lambda: explorer.morph("seeds", "3", "5", 0, 1, 11), "frames must be"),
+        (lambda: explorer.samples("cgan", "all", 0, 31, 0, 0, 0, 0), "samples must be"),
+        (lambda: explorer.samples("cgan", "11", 0, 5, 0, 0, 0, 0), "digit must be"),
+        (lambda: explorer.samples("cgan", "3", -1, 5, 0, 0, 0, 0), "seed must be"),
+        (lambda: explorer.samples("cgan", "3", 0, 5, 9.0, 0, 0, 0), "z[0] must be"),
+        (lambda: explorer.samples("stylegan", "3", 0, 5, 0, 0, 0, 0), "model must be"),
+        (lambda: explorer.morph("cgan", "digits", "all", "5", 0, 1, 4), "needs two digits"),
+        (lambda: explorer.morph("cgan", "seeds", "3", "5", 0, 1, 11), "frames must be"),
     ]:
         with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
             request()
@@ -182,19 +190,27 @@ def shown_image(page, selector: str, replacing: str | None = None) -> tuple[Imag
     return picture, src
 
 
-def test_the_page_draws_the_digit_asked_for(browser_page, demo_server):
+def test_the_page_opens_with_digits_and_redraws_as_controls_move(browser_page, demo_server):
     url, checkpoint = demo_server
     page = browser_page
     page.goto(url)
-    page.get_by_role("radio", name="7", exact=True).first.check()
-    page.locator("#generate").click()
-    picture, src = shown_image(page, "#grid")
-    # 20 samples of one digit: a 5 x 4 grid, every pixel shown as 2 x 2
-    assert picture.size == ((5 * 30 + 2) * 2, (4 * 30 + 2) * 2)
     from gan_lightning.demo import Explorer
 
-    expected = Explorer(Sampler.load(checkpoint), scale=2).samples("7", 0, 20, 0.0, 0.0, 0.0, 0.0)
-    np.testing.assert_array_equal(np.array(picture.convert("L")), expected)
+    mine = "your model: last.ckpt"
+    explorer = Explorer({mine: Sampler.load(checkpoint)}, scale=2)
+    page.get_by_text("conditional GAN (10 digits, noise size 100)").first.wait_for()  # the model in words
+    opened, src = shown_image(page, "#grid")  # drawn on opening: 20 samples, every digit, one row each
+    np.testing.assert_array_equal(np.array(opened.convert("L")), explorer.samples(mine, "all", 0, 20, 0, 0, 0, 0))
+
+    page.get_by_role("radio", name="7", exact=True).first.check()  # redrawn without pressing Generate
+    picture, src = shown_image(page, "#grid", replacing=src)
+    assert picture.size == ((5 * 30 + 2) * 2, (4 * 30 + 2) * 2)  # 20 sevens: a 5 x 4 grid, each pixel 2 x 2
+    np.testing.assert_array_equal(np.array(picture.convert("L")), explorer.samples(mine, "7", 0, 20, 0, 0, 0, 0))
+
+    page.locator("#z0 input[type=number]").fill("2.5")  # a slider moved: redrawn
+    page.locator("#z0 input[type=number]").press("Enter")
+    moved, src = shown_image(page, "#grid", replacing=src)
+    np.testing.assert_array_equal(np.array(moved.convert("L")), explorer.samples(mine, "7", 0, 20, 2.5, 0, 0, 0))
 
     page.locator("#morph").click()  # from the 7 to the default 1, in the style of seed 0
     morph, _ = shown_image(page, "#animation")
@@ -207,3 +223,22 @@ def test_the_page_draws_the_digit_asked_for(browser_page, demo_server):
     page.locator("#seed input").fill("4")
     page.locator("#generate").click()
     assert shown_image(page, "#grid", replacing=src)[0].size == picture.size
+
+
+def test_the_page_offers_the_bundled_models(browser_page, demo_server):
+    from gan_lightning.pretrained import BUNDLED, MODELS
+
+    url, _ = demo_server
+    page = browser_page
+    page.goto(url)
+    _, src = shown_image(page, "#grid")
+    name = BUNDLED[-1]
+    page.locator("#model input").click()
+    page.get_by_role("option", name=f"{MODELS[name]} ({name})").click()
+    page.get_by_text(f"gan-lightning: {Sampler.load(name).describe()}").first.wait_for()
+    picture, _ = shown_image(page, "#grid", replacing=src)
+    from gan_lightning.demo import Explorer
+
+    label = f"{MODELS[name]} ({name})"
+    expected = Explorer({label: Sampler.load(name)}, scale=2).samples(label, "all", 0, 20, 0, 0, 0, 0)
+    np.testing.assert_array_equal(np.array(picture.convert("L")), expected)

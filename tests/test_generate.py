@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lightning.checkpoint import load_checkpoint, load_generator
+from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.data.mnist import read_idx
 from gan_lightning.errors import UserError
 from gan_lightning.sampling import Sampler, latent, outputs, progress_gif
@@ -68,7 +68,7 @@ def test_samples_are_the_generator_outputs_with_black_background_at_zero(trained
     out = generate(path, tmp_path / "out", "n=20", "seed=3")
     data = np.load(out / "samples.npz")
     assert set(data.files) == {"images"}  # unconditional: no labels
-    generator, info = load_generator(path)
+    generator, info = read_generator(path)
     with torch.no_grad():
         expected = generator(latent.noise(3, info["noise_dim"], 20))  # (20, 1, 28, 28) in [-1, 1]
     # -1 (the generator's background, as the data are scaled) is 0, black, as in MNIST
@@ -235,9 +235,15 @@ def test_exported_generator_gives_the_same_samples(trained_run, tmp_path):
     np.testing.assert_array_equal(a["labels"], b["labels"])
 
 
-def test_export_refuses_a_folder_as_out(trained_run, tmp_path, capsys):
+def test_export_refuses_a_folder_that_holds_other_files_as_out(trained_run, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit) as exit_info:
         export_main([f"ckpt_path={ckpt(trained_run, 'vanilla')}", f"out={tmp_path}"])
+    assert exit_info.value.code == 2 and "holds other files" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    (tmp_path / "folder.pt").mkdir()  # a .pt name asks for one file: a folder there is refused
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([f"ckpt_path={ckpt(trained_run, 'vanilla')}", f"out={tmp_path / 'folder.pt'}"])
     assert exit_info.value.code == 2 and "is a folder" in capsys.readouterr().err
 
 

@@ -299,6 +299,8 @@ EXPORT_BAD = pairs({
     "out": st.one_of(st.sampled_from(["{out}", "{taken}/g.pt", "{taken}/sub/g.pt", "{cgan}",
                                       "/proc/gan-lightning-test/g.pt"]), NOT_A_PATH),
     "ckpt_path": st.one_of(BAD_FILES, NOT_A_PATH),
+    "model": st.sampled_from(["cgan", "stylegan", "[1,2]", "7"]),  # with ckpt_path given, any model is one too many
+    "dtype": st.sampled_from(["float64", "half", "1"]),
     "bogus": st.just("1"),
 })
 
@@ -386,16 +388,18 @@ def explorer(files):
     from gan_lightning.demo import Explorer
     from gan_lightning.sampling import Sampler
 
-    return Explorer(Sampler.load(files["{cgan}"]), max_samples=30, max_frames=6, scale=1)
+    samplers = {name: Sampler.load(files[f"{{{name}}}"]) for name in ("cgan", "vanilla")}
+    return Explorer(samplers, max_samples=30, max_frames=6, scale=1)
 
 
 @SETTINGS
-@given(digit=PAGE_VALUES, seed=PAGE_VALUES, n=PAGE_VALUES, offsets=st.lists(PAGE_VALUES, min_size=4, max_size=4),
+@given(model=st.one_of(st.sampled_from(["cgan", "vanilla"]), PAGE_VALUES), digit=PAGE_VALUES, seed=PAGE_VALUES,
+       n=PAGE_VALUES, offsets=st.lists(PAGE_VALUES, min_size=4, max_size=4),
        between=st.sampled_from(["digits", "seeds", "x"]), digit_to=PAGE_VALUES, seed_to=PAGE_VALUES, frames=PAGE_VALUES)
-def test_demo_page_answers_any_request_with_pictures_or_a_message(explorer, digit, seed, n, offsets, between,
+def test_demo_page_answers_any_request_with_pictures_or_a_message(explorer, model, digit, seed, n, offsets, between,
                                                                  digit_to, seed_to, frames):
-    for request in (lambda: explorer.samples(digit, seed, n, *offsets),
-                    lambda: explorer.morph(between, digit, digit_to, seed, seed_to, frames)):
+    for request in (lambda: explorer.samples(model, digit, seed, n, *offsets),
+                    lambda: explorer.morph(model, between, digit, digit_to, seed, seed_to, frames)):
         try:
             answer = request()
         except UserError as e:  # shown in the page by the handler

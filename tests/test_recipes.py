@@ -5,7 +5,8 @@ import lightning as L
 import pytest
 import torch
 
-from gan_lightning.checkpoint import export_generator, load_checkpoint, load_generator
+from gan_lightning.checkpoint import load_checkpoint, read_generator
+from gan_lightning.pretrained import export
 from gan_lightning.config import check_overrides, compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import UserError
@@ -259,9 +260,9 @@ def test_the_ema_generator_is_checkpointed_and_is_what_samples_and_exports(tmp_p
     raw = {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}
     assert ema.keys() == raw.keys() and state["ema_updates"].item() == 3
     assert any(not torch.equal(ema[k], raw[k]) for k in ema if k.endswith("weight"))
-    generator, _ = load_generator(ckpt)
+    generator, _ = read_generator(ckpt)
     assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())
-    exported, _ = load_generator(export_generator(ckpt, tmp_path / "generator.pt"))
+    exported, _ = read_generator(export(ckpt, tmp_path / "generator.pt"))
     assert all(torch.equal(v, ema[k]) for k, v in exported.state_dict().items())
 
 

@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 
-from gan_lightning.checkpoint import load_checkpoint, load_generator
+from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import compose_config
 from gan_lightning.errors import UserError
 from gan_lightning.train import resolve_ckpt_path, train
@@ -311,7 +311,7 @@ def test_load_checkpoint_refuses_a_poisoned_checkpoint(poisoned_checkpoint):
     with pytest.raises(UserError, match="refusing to load .*: it holds more than weights"):
         load_checkpoint(path)
     with pytest.raises(UserError, match="refusing to load"):
-        load_generator(path)
+        read_generator(path)
     assert not marker.exists()
 
 
@@ -351,7 +351,7 @@ def test_a_checkpoint_naming_a_class_outside_the_networks_is_refused(trained_run
     path = tmp_path / "popen.ckpt"
     torch.save(checkpoint, path)
     with pytest.raises(UserError, match=r"refusing to build network .*Popen.*not one of this project's networks"):
-        load_generator(path)
+        read_generator(path)
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), f"ckpt_path={path}", "n=4",
                              f"out={out}"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,

@@ -14,7 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from gan_lightning.checkpoint import load_checkpoint, load_generator
+from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import compose_config
 from gan_lightning.train import build_model, check_batch_size, check_before_run, resume_command, train
 from tests.conftest import FAST, compose_run
@@ -69,7 +69,7 @@ def test_checkpoint_is_safe_and_complete(trained_run, model):
     checkpoint = load_checkpoint(path)  # weights_only: no arbitrary objects inside
     assert len(checkpoint["optimizer_states"]) == 2  # generator and discriminator
     assert checkpoint["global_step"] == 6  # 3 batches x (D step + G step)
-    generator, info = load_generator(path)
+    generator, info = read_generator(path)
     assert info["conditional"] is (model == "cgan")
     labels = torch.arange(4) if info["conditional"] else None
     images = generator(torch.randn(4, info["noise_dim"]), labels)
@@ -120,7 +120,7 @@ def test_same_seed_same_weights(tmp_path):
     weights = []
     for run in ("a", "b"):
         train(compose_run(tmp_path / run, "model=vanilla", "seed=7", "~logger", "~callbacks.sample_grid"))
-        generator, _ = load_generator(tmp_path / run / "checkpoints" / "last.ckpt")
+        generator, _ = read_generator(tmp_path / run / "checkpoints" / "last.ckpt")
         weights.append(generator.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
@@ -227,7 +227,7 @@ def test_cli_sweep_runs_each_job_in_its_own_directory(tmp_path):
     result = _cli("-m", "model=vanilla", "model.noise_dim=8,16", *FAST, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     for job, noise_dim in (("0", 8), ("1", 16)):
-        _, info = load_generator(tmp_path / job / "checkpoints" / "last.ckpt")
+        _, info = read_generator(tmp_path / job / "checkpoints" / "last.ckpt")
         assert info["noise_dim"] == noise_dim
         assert (tmp_path / job / ".hydra" / "config.yaml").is_file()
 

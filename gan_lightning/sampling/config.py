@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gan_lightning.config import CONFIG_DIR, quote_hint
 from gan_lightning.errors import UserError
+from gan_lightning.pretrained import BUNDLED, DEFAULT_MODEL
 
 # torch's generators take 64-bit seeds; one below 2^63 leaves room for the seed + 1 that a morph defaults to
 MAX_SEED = 2**63 - 1
@@ -99,6 +100,19 @@ def text(cfg: DictConfig, key: str, choices: Sequence[str] | None = None) -> str
     if choices is not None and value not in choices:
         raise UserError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def generator_source(cfg: DictConfig) -> str:
+    """What a tool opens: `ckpt_path` (a training checkpoint, an exported generator or a generator folder), else
+    `model` (a bundled model's name), else the bundled conditional GAN."""
+    if cfg.ckpt_path is not None and cfg.model is not None:
+        raise UserError(f"give model=NAME (a bundled model) or ckpt_path=PATH, not both (got model={cfg.model} and "
+                        f"ckpt_path={cfg.ckpt_path})")
+    if cfg.ckpt_path is not None:
+        return text(cfg, "ckpt_path")
+    if cfg.model is not None:
+        return text(cfg, "model", list(BUNDLED))
+    return DEFAULT_MODEL
 
 
 def digit_request(cfg: DictConfig, key: str) -> int | str | None:

@@ -1,4 +1,4 @@
-"""`python scripts/generate.py ckpt_path=PATH [key=value ...]`: samples, morphs, sweeps, walks and training
+"""`python scripts/generate.py [model=NAME | ckpt_path=PATH] [key=value ...]`: samples, morphs, sweeps, walks and training
 progressions written to files (keys: conf/generate.yaml, or `--help`).
 
 Every value, the checkpoint and the requested digits are checked before anything is written, and the files
@@ -15,7 +15,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
-from gan_lightning.checkpoint import export_generator
+from gan_lightning.pretrained import export
 from gan_lightning.config import check_writable
 from gan_lightning.errors import UserError, fail
 from gan_lightning.sampling import config as conf
@@ -149,7 +149,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     # every value first, then the checkpoint, then what depends on the model: nothing written until all pass
     out = _out_dir(cfg)
     device = conf.device(cfg, "device")
-    ckpt_path = conf.text(cfg, "ckpt_path")
+    source = conf.generator_source(cfg)
     seed = conf.integer(cfg, "seed", 0, conf.MAX_SEED)
     digit = conf.digit_request(cfg, "digit")
     n, batch_size = conf.integer(cfg, "n", 1), conf.integer(cfg, "batch_size", 1)
@@ -160,7 +160,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     seed_to, digit_to = conf.optional_integer(cfg, "seed_to", 0, conf.MAX_SEED), conf.digit_request(cfg, "digit_to")
     direction, span = conf.integer(cfg, "direction", 0), conf.positive_number(cfg, "span")
 
-    sampler = Sampler.load(ckpt_path, device)
+    sampler = Sampler.load(source, device)
     digit = sampler.check_digit(digit)
     digit_to = sampler.check_digit(digit_to, "digit_to")
     if mode == "sample":
@@ -193,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"wrote {path}")
 
 
-EXPORT_USAGE = """`python scripts/export_generator.py ckpt_path=PATH [out=generator.pt]`: the generator of a training
-checkpoint on its own (spec + weights, loaded with weights_only); every tool that takes ckpt_path takes it."""
+EXPORT_USAGE = """`python scripts/export_generator.py ckpt_path=PATH|model=NAME [out=generator]`: a generator on its own,
+as a folder that any tool, `load_generator` and a model hub take (config.json + model.safetensors), or as one
+torch file when out ends in .pt. `dtype=float16` halves the weights' size."""
 
 
 def export_main(argv: Sequence[str] | None = None) -> None:
@@ -203,8 +204,9 @@ def export_main(argv: Sequence[str] | None = None) -> None:
         print(EXPORT_USAGE)
         return
     try:
-        cfg = conf.load_config({"ckpt_path": None, "out": "generator.pt"}, args)
-        path = export_generator(conf.text(cfg, "ckpt_path"), conf.text(cfg, "out"))
+        cfg = conf.load_config({"ckpt_path": None, "model": None, "out": "generator", "dtype": "float32"}, args)
+        source, out = conf.generator_source(cfg), conf.text(cfg, "out")
+        path = export(source, out, conf.text(cfg, "dtype", ["float32", "float16"]))
     except UserError as e:
         fail(e)
     print(f"wrote {path}")

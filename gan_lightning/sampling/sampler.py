@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_lightning.checkpoint import load_generator
+from gan_lightning import pretrained
 from gan_lightning.errors import UserError
 from gan_lightning.sampling import latent
 
@@ -23,7 +23,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 class Sampler:
-    """Wraps a generator (eval mode) and what describes it (`info` from `load_generator`)."""
+    """Wraps a generator (eval mode) and what describes it (`info` from `pretrained.load`)."""
 
     def __init__(self, generator: nn.Module, info: dict[str, Any], device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -35,14 +35,26 @@ class Sampler:
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
         # one generator call at a time: the demo answers requests from several threads
         self._lock = threading.Lock()
-        self.source: Path | None = None  # the checkpoint it came from, for messages
+        self.source: str | None = None  # the bundled model, checkpoint or folder it came from, for messages
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Sampler":
-        generator, info = load_generator(path, map_location=device)
+    def load(cls, source: str | Path, device: str | torch.device = "cpu") -> "Sampler":
+        """`source`: a bundled model's name (`pretrained.BUNDLED`), a folder written by `save_pretrained`, a
+        training checkpoint or an exported `.pt` file."""
+        generator, info = pretrained.load(source, map_location=device)
         sampler = cls(generator, info, device)
-        sampler.source = Path(path)
+        sampler.source = str(source)
         return sampler
+
+    @property
+    def name(self) -> str:
+        """The model in words: Vanilla GAN, DCGAN or conditional GAN."""
+        return pretrained.model_name(self.info["spec"])
+
+    def save_pretrained(self, folder: str | Path, dtype: str = "float32") -> Path:
+        """Write this generator as a folder (config.json + model.safetensors) that `load_generator` and a model
+        hub take as it is. Returns the folder."""
+        return pretrained.save_pretrained(self.generator, self.info["spec"], folder, dtype)
 
     def _uint8(self, output: torch.Tensor) -> np.ndarray:
         """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""
@@ -53,8 +65,8 @@ class Sampler:
         return to_uint8(output)
 
     def describe(self) -> str:
-        kind = f"conditional, {self.num_classes} classes" if self.conditional else "unconditional"
-        return f"{type(self.generator).__name__} ({kind}, noise_dim={self.noise_dim})"
+        classes = f"{self.num_classes} digits, " if self.conditional else ""
+        return f"{self.name} ({classes}noise size {self.noise_dim})"
 
     # ---- checks ------------------------------------------------------------------------------------------
 
@@ -96,6 +108,14 @@ class Sampler:
             for i in range(0, len(z), batch_size)
         ]
         return np.concatenate(parts)
+
+    def sample(self, n: int, digit: int | None = None, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+        """n digits as uint8 images (n, H, W), 0 = black background like MNIST. A conditional model draws `digit`,
+        or with digit=None every digit in turn (image i is digit i mod 10). The same seed, the same images."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise UserError(f"n must be a positive integer, got {n!r}")
+        digit = self.check_digit(digit)
+        return np.concatenate([images for images, _ in self.samples(n, seed, digit, batch_size)])
 
     def samples(
         self, n: int, seed: int = 0, digit: int | None = None, batch_size: int = 256
@@ -149,6 +169,7 @@ class Sampler:
         seed_to defaults to `seed` when digit_to is given (one style, the digit changes), else to seed + 1.
         digit=None: every digit side by side (conditional), each with the same noise.
         """
+        digit, digit_to = self.check_digit(digit), self.check_digit(digit_to, "digit_to")
         if digit_to is not None and digit is None:
             raise UserError("digit_to needs a start digit: set digit=D as well")
         if seed_to is None:
@@ -175,6 +196,7 @@ class Sampler:
         self, seed: int, direction: int = 0, span: float = 3.0, digit: int | None = None, frames: int = 16
     ) -> np.ndarray:
         """Along noise coordinate `direction`, from -span to +span around the noise of `seed`."""
+        digit = self.check_digit(digit)
         z = latent.noise(seed, self.noise_dim)[0]
         z_path = latent.walk(z, latent.axis(self.check_direction(direction), self.noise_dim), span, frames)
         return self._frames(z_path, None if digit is None else torch.full((frames,), digit))

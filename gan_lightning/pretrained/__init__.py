@@ -1,0 +1,189 @@
+"""Generators as a folder that a model hub takes as it is, and the three that ship inside the package.
+
+A folder holds `config.json` (what rebuilds the network: its spec, the dtype of the stored weights and the
+SHA-256 of the weights file) and `model.safetensors` (the weights), the layout of a Hugging Face model
+repository. Loading never runs code: safetensors holds tensors only, config.json is data, and the network is built
+through the registry of `networks.spec`. The weights' hash is checked against config.json on every load, and the
+bundled models' config.json files are pinned by hash below, so every file of a bundled model is checked.
+
+The bundled models (`BUNDLED`) live in this package's sub-folders, each with its model card (README.md).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from gan_lightning import __version__
+from gan_lightning.checkpoint import read_generator, save_generator_file, state_dict_problem
+from gan_lightning.config import check_writable
+from gan_lightning.errors import UserError
+from gan_lightning.networks.spec import build_network
+
+FORMAT = "gan-lightning-generator"
+FORMAT_VERSION = 1
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+# the files a folder written by `save_pretrained` may hold besides its two own: a model card and its picture
+CARD_FILES = ("README.md", "samples.png", "eval.json")
+
+# the project's models (the `model=` options of training), in words
+MODELS = {"vanilla": "Vanilla GAN", "dcgan": "DCGAN", "cgan": "conditional GAN"}
+
+BUNDLED_DIR = Path(__file__).parent
+# the models that ship, each in BUNDLED_DIR/<name>/, with the SHA-256 of its config.json (which holds the SHA-256
+# of its weights); `scripts/package_pretrained.py` prints it
+BUNDLED_CONFIG_SHA256: dict[str, str] = {
+    "cgan": "c5e6311314ba0030f2a33a390744876144a80fcd8323cbe18a9a38f16fb1def4",
+}
+BUNDLED = tuple(BUNDLED_CONFIG_SHA256)
+# what a tool opens when given no checkpoint and no model name
+DEFAULT_MODEL = "cgan"
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_name(spec: dict[str, Any]) -> str:
+    """The model a generator spec belongs to, in words."""
+    if spec["_target_"].endswith("MLPGenerator"):
+        return MODELS["vanilla"]
+    return MODELS["cgan"] if spec["num_classes"] > 0 else MODELS["dcgan"]
+
+
+def bundled_folder(name: str) -> Path:
+    """The folder of bundled model `name`."""
+    if name not in BUNDLED:
+        raise UserError(f"no bundled model {name!r}; the bundled models are {', '.join(BUNDLED)}")
+    folder = BUNDLED_DIR / name
+    if not (folder / CONFIG).is_file():
+        raise UserError(f"the bundled {name} model is not in this installation ({folder}); reinstall the package")
+    return folder
+
+
+def load(source: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The generator of `source` in eval mode, and what describes it (noise_dim, image_shape, num_classes,
+    conditional, spec). `source` is a bundled model's name, a folder written by `save_pretrained`, a training
+    checkpoint or a generator exported as one `.pt` file."""
+    if isinstance(source, str) and source in BUNDLED:
+        return load_pretrained(bundled_folder(source), map_location, config_sha256=BUNDLED_CONFIG_SHA256[source])
+    path = Path(source)
+    if path.is_dir():
+        return load_pretrained(path, map_location)
+    if not path.exists() and isinstance(source, str) and os.sep not in source and "." not in source:
+        raise UserError(f"{source!r} is neither a bundled model ({', '.join(BUNDLED)}) nor a file or folder")
+    return read_generator(path, map_location)
+
+
+def _read(path: Path, what: str) -> bytes:
+    if not path.is_file():
+        raise UserError(f"{path.parent} is not a gan-lightning generator folder: {path.name} ({what}) is missing")
+    return path.read_bytes()
+
+
+def load_pretrained(
+    folder: str | os.PathLike, map_location: str | torch.device = "cpu", config_sha256: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A generator folder (config.json + model.safetensors), each file checked against its recorded hash."""
+    folder = Path(folder)
+    raw_config = _read(folder / CONFIG, "what rebuilds the network")
+    if config_sha256 is not None and sha256(raw_config) != config_sha256:
+        raise UserError(f"{folder / CONFIG} is not the file that shipped (its SHA-256 differs); reinstall the package")
+    try:
+        config = json.loads(raw_config)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{folder / CONFIG} is not valid JSON ({e}); the folder is damaged") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise UserError(f"{folder / CONFIG} is not a gan-lightning generator config (no format: {FORMAT})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{folder / CONFIG} has format version {config.get('format_version')!r}; this version of "
+                        f"gan-lightning reads version {FORMAT_VERSION}: upgrade the package")
+    spec, expected = config.get("generator"), config.get("sha256", {}).get(WEIGHTS)
+    if not isinstance(spec, dict) or not all(key in spec for key in ("noise_dim", "image_shape", "num_classes")):
+        raise UserError(f"{folder / CONFIG} has no usable generator entry")
+    raw_weights = _read(folder / WEIGHTS, "the weights")
+    if sha256(raw_weights) != expected:
+        raise UserError(f"{folder / WEIGHTS} does not match the SHA-256 in {CONFIG} (truncated, damaged or replaced); "
+                        "export the generator again")
+    try:
+        weights = safetensors.torch.load(raw_weights)
+    except Exception as e:  # noqa: BLE001 SafetensorError, or whatever a foreign file with a matching hash trips
+        raise UserError(f"{folder / WEIGHTS} is not a safetensors file ({str(e).splitlines()[0]})") from None
+    generator = build_network(spec)
+    try:
+        generator.load_state_dict(weights)  # copies into the network's float32 parameters
+    except RuntimeError as e:
+        raise UserError(f"{folder / WEIGHTS}: the weights do not fit the network of {CONFIG} ({state_dict_problem(e)})") from None
+    info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
+    info.update(conditional=spec["num_classes"] > 0, spec=spec)
+    return generator.to(map_location).eval(), info
+
+
+def save_pretrained(
+    generator: nn.Module, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32"
+) -> Path:
+    """Write `generator` as a folder: config.json + model.safetensors (floating-point tensors as `dtype`).
+
+    The folder is staged beside its target and renamed into place. An existing folder is replaced only when
+    it holds nothing but what this function and a model card write (the card goes: it described the old
+    weights); the weights are replaced before the config, and a config never names weights other than its own, so a reader sees either folder whole or a
+    hash mismatch, never wrong weights."""
+    assert dtype in DTYPES, dtype
+    folder = check_writable(folder, "out", folder=True)
+    if folder.is_dir() and (foreign := sorted(p.name for p in folder.iterdir()
+                                             if p.name not in (CONFIG, WEIGHTS, *CARD_FILES))):
+        raise UserError(f"out={folder} holds other files ({', '.join(foreign[:3])}); give a new or empty folder")
+    tensors = {
+        name: (value.to(DTYPES[dtype]) if value.is_floating_point() else value).detach().cpu().contiguous()
+        for name, value in generator.state_dict().items()
+    }
+    weights = safetensors.torch.save(tensors, metadata={"format": FORMAT})
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model_name(spec),
+        "generator": spec,
+        "dtype": dtype,
+        "sha256": {WEIGHTS: sha256(weights)},
+        "library": "gan-lightning",
+        "library_version": __version__,
+    }
+    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        staging.mkdir(parents=True)
+        (staging / WEIGHTS).write_bytes(weights)
+        (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        if not folder.exists():
+            os.rename(staging, folder)
+        else:
+            for stale in CARD_FILES:  # a card describes the weights being replaced
+                (folder / stale).unlink(missing_ok=True)
+            os.replace(staging / WEIGHTS, folder / WEIGHTS)
+            os.replace(staging / CONFIG, folder / CONFIG)
+    except OSError as e:
+        raise UserError(f"out={folder}: cannot write the generator ({e.strerror or e}); choose another folder") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32") -> Path:
+    """The generator of `source` (see `load`) on its own: a folder (config.json + model.safetensors), or one torch
+    file when `out` ends in `.pt`. Returns the path written."""
+    out = Path(out)
+    if Path(source).exists() and out.exists() and out.resolve() == Path(source).resolve():
+        raise UserError(f"out={out} is the generator's own source; write the export somewhere else")
+    check_writable(out, "out", folder=out.suffix != ".pt", example="generator.pt")
+    generator, info = load(source)
+    if out.suffix == ".pt":
+        return save_generator_file(generator, info["spec"], out)
+    return save_pretrained(generator, info["spec"], out, dtype)

@@ -1,0 +1,182 @@
+"""Package a training run's generator as a bundled model: the folder `save_pretrained` writes, plus its model card.
+
+`python scripts/package_pretrained.py --run RUN_DIR --name cgan --commit SHA --machine "2-core CPU ..."`
+
+writes `gan_lightning/pretrained/<name>/` (or `--out`): config.json and model.safetensors (the run's final EMA
+generator), eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md,
+the model card. The numbers are scored from the written folder, not from the checkpoint, on the MNIST test set
+(`evaluate.py`'s protocol), beside the real-data row and beside the same run's checkpoint after the default
+10-epoch budget.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from gan_lightning.checkpoint import load_checkpoint
+from gan_lightning.errors import UserError, fail
+from gan_lightning.evaluate import COLUMNS, evaluate_report, write_json
+from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, MODELS, WEIGHTS, sha256
+from gan_lightning.sampling.outputs import sample_grid, save_png
+from gan_lightning.sampling.sampler import Sampler
+
+DEFAULT_BUDGET = 10  # epochs: the default recipe's budget (conf/trainer/default.yaml), the row the card compares with
+EVAL_N, EVAL_SEED = 10_000, 0
+GRID_SEED = 0
+
+DESCRIPTIONS = {
+    "vanilla": "A fully connected generator (Goodfellow et al., 2014): noise of 100 numbers in, a 28x28 digit out.",
+    "dcgan": "A convolutional generator (Radford et al., 2016): transposed convolutions, BatchNorm and ReLU, Tanh.",
+    "cgan": "A conditional DCGAN generator (Mirza & Osindero, 2014): ask it for a digit and it draws that digit, "
+    "in a style chosen by the noise. Trained against a projection discriminator (Miyato & Koyama, 2018).",
+}
+
+
+def run_record(run_dir: Path) -> dict:
+    """What the card says of the training: the command, epochs, wall time (from the run's own files)."""
+    overrides_file, metrics_file = run_dir / ".hydra" / "overrides.yaml", run_dir / "metrics.json"
+    for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt"):
+        if not path.is_file():
+            raise UserError(f"--run {run_dir} is not a finished training run: {path.relative_to(run_dir)} is missing")
+    metrics = json.loads(metrics_file.read_text())
+    if metrics.get("status") != "completed":
+        raise UserError(f"--run {run_dir} did not complete (status {metrics.get('status')!r}); finish it first")
+    overrides = [o for o in yaml.safe_load(overrides_file.read_text()) if not o.startswith(("runs_dir=", "hydra."))]
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    return {
+        "command": "python scripts/train.py " + " ".join(overrides),
+        "epochs": int(checkpoint["epoch"]) + 1,
+        "minutes": round(metrics["seconds"] / 60, 1),
+    }
+
+
+def _cells(row: dict) -> str:
+    return " | ".join(fmt.format(row[key]) if row.get(key) is not None else "-" for _, key, fmt in COLUMNS)
+
+
+def card_text(name: str, config: dict, numbers: dict) -> str:
+    """The model card (Markdown with the Hugging Face front matter)."""
+    training, ours, real = numbers["training"], numbers["model"], numbers["real_reference"]
+    epochs = training["epochs"]
+    rows = [f"| this model ({epochs} epochs) | {_cells(ours)} |"]
+    if "at_default_budget" in numbers:
+        rows.append(f"| the same run after {DEFAULT_BUDGET} epochs (the default budget) | "
+                    f"{_cells(numbers['at_default_budget'])} |")
+    rows.append(f"| real data ({numbers['n']} held-out training images) | {_cells(real)} |")
+    header = "| | " + " | ".join(title for title, _, _ in COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|"
+    per_digit = ""
+    if ours.get("label_accuracy_per_class"):
+        per_digit = "\nLabel accuracy per digit: " + ", ".join(
+            f"{d}: {a:.3f}" for d, a in enumerate(ours["label_accuracy_per_class"])) + ".\n"
+    conditional = config["generator"]["num_classes"] > 0
+    example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
+    cli_digit = " digit=7" if conditional else ""
+    size_kb = numbers["weights_bytes"] / 1024
+    return f"""---
+license: mit
+library_name: gan-lightning
+datasets:
+- mnist
+tags:
+- gan
+- mnist
+- image-generation
+---
+
+# {MODELS[name]} for MNIST digits (`{name}`)
+
+{DESCRIPTIONS[name]} Shipped inside the gan-lightning package, so it draws digits without any training.
+
+![64 samples, seed {GRID_SEED}{", one row per digit" if conditional else ""}](samples.png)
+
+## Use
+
+```python
+from gan_lightning import load_generator
+g = load_generator("{name}")
+x = {example}   # uint8 (16, 28, 28), 0 = black background like MNIST
+```
+
+```bash
+python scripts/generate.py model={name}{cli_digit} n=64 out=digits
+python scripts/evaluate.py model={name}
+python scripts/demo.py model={name}
+```
+
+## Training
+
+- Command: `{training["command"]}` (the default recipe of `model={name}`, see `conf/model/{name}.yaml`)
+- Code: gan-lightning commit `{training["commit"]}`
+- {epochs} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
+  on {training["machine"]}
+- Weights: the exponential moving average of the generator's weights (what the run sampled and was scored
+  with), from the run's last checkpoint, stored as {config["dtype"]} ({size_kb:.0f} KB, SHA-256
+  `{config["sha256"][WEIGHTS]}`); `config.json` holds the network's settings.
+
+## Quality
+
+On the MNIST test set: {numbers["n"]:,} generated digits (seed {numbers["seed"]}{", every digit equally often" if conditional
+else ""}) scored with the features of the MNIST classifier that ships with gan-lightning (README, "How good are
+the digits"), beside {numbers["n"]:,} real images at the same n. FID and KID are comparable only within this project
+and at the same n. `tests/test_bundled.py` recomputes these numbers from the shipped files.
+
+{header}
+{chr(10).join(rows)}
+{per_digit}
+## Intended use and limits
+
+For learning and teaching how GANs work, for demos, and as a baseline to compare MNIST generators with the same
+metrics. The digits are 28x28 grey images in the style of MNIST's writers (American census employees and high
+school students); the model knows nothing else. Generated digits are not a replacement for real data when
+measuring a classifier, and this model is not meant for any decision about people.
+
+## Data licence
+
+Trained on MNIST (Yann LeCun, Corinna Cortes and Christopher J.C. Burges), distributed under CC BY-SA 3.0; the
+weights and code of gan-lightning are under the MIT licence.
+"""
+
+
+def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtype: str) -> Path:
+    training = run_record(run_dir)
+    training.update(commit=commit, machine=machine)
+    Sampler.load(run_dir / "checkpoints" / "last.ckpt").save_pretrained(out, dtype=dtype)
+    shipped = Sampler.load(out)  # the numbers come from the files that ship
+    report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
+    numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],
+               "training": training, "weights_bytes": (out / WEIGHTS).stat().st_size}
+    budget = run_dir / "checkpoints" / f"epoch_{DEFAULT_BUDGET - 1:03d}.ckpt"
+    if budget.is_file() and training["epochs"] > DEFAULT_BUDGET:
+        numbers["at_default_budget"] = evaluate_report(Sampler.load(budget), EVAL_N, EVAL_SEED)["model"]
+    images, labels = shipped.sample(64 if not shipped.conditional else 80, seed=GRID_SEED), None
+    if shipped.conditional:
+        labels = np.arange(len(images)) % shipped.num_classes
+    save_png(sample_grid(images, labels, shipped.num_classes), out / "samples.png")
+    write_json(numbers, out / "eval.json")
+    config = json.loads((out / CONFIG).read_text())
+    (out / "README.md").write_text(card_text(name, config, numbers))
+    print(f"wrote {out}: config sha256 {sha256((out / CONFIG).read_bytes())}")
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="the training run's folder")
+    parser.add_argument("--name", choices=list(MODELS), required=True)
+    parser.add_argument("--commit", required=True, help="the commit the run was trained with")
+    parser.add_argument("--machine", required=True, help="what it was trained on, for the card")
+    parser.add_argument("--out", type=Path, help="default: gan_lightning/pretrained/<name>")
+    parser.add_argument("--dtype", choices=["float32", "float16"], default="float16")
+    args = parser.parse_args(argv)
+    try:
+        package(args.run, args.name, args.out or BUNDLED_DIR / args.name, args.commit, args.machine, args.dtype)
+    except UserError as e:
+        fail(e)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

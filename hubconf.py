@@ -1,0 +1,30 @@
+"""torch.hub entry points: `torch.hub.load("<owner>/gan-lightning", "cgan")` gives the bundled conditional GAN.
+
+Each returns a `gan_lightning.sampling.Sampler` (`.sample(16, digit=7, seed=0)`, `.morph`, `.walk`, `.sweep`);
+the weights ship inside the repository, so nothing is downloaded beyond it. `source` may also name your own
+checkpoint or generator folder: `torch.hub.load(repo, "generator", source="outputs/.../last.ckpt")`.
+"""
+
+from gan_lightning import load_generator
+
+dependencies = ["torch", "torchvision", "lightning", "hydra", "omegaconf", "torchmetrics", "safetensors"]
+
+
+def vanilla(device: str = "cpu"):
+    """The bundled Vanilla GAN (fully connected)."""
+    return load_generator("vanilla", device)
+
+
+def dcgan(device: str = "cpu"):
+    """The bundled DCGAN."""
+    return load_generator("dcgan", device)
+
+
+def cgan(device: str = "cpu"):
+    """The bundled conditional GAN: `.sample(n, digit=7)`."""
+    return load_generator("cgan", device)
+
+
+def generator(source: str = "cgan", device: str = "cpu"):
+    """Any generator: a bundled model's name, a training checkpoint, or a folder written by `save_pretrained`."""
+    return load_generator(source, device)

@@ -1,0 +1,92 @@
+"""The generators that ship in the package: loaded by name through every door, checked file by file, and their
+model cards recomputed from the shipped weights."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from gan_lightning import load_generator, pretrained
+from gan_lightning.evaluate import COLUMNS, evaluate_report
+from gan_lightning.evaluate import main as evaluate_main
+from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
+from gan_lightning.sampling.generate import export_main
+from gan_lightning.sampling.generate import main as generate_main
+
+ROOT = pretrained.BUNDLED_DIR.parents[1]
+
+
+def test_the_bundled_models_ship_with_their_cards_in_under_10_mb():
+    assert "cgan" in BUNDLED
+    total = 0
+    for name in BUNDLED:
+        folder = BUNDLED_DIR / name
+        assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == sorted(
+            [CONFIG, WEIGHTS, *pretrained.CARD_FILES]
+        )
+        assert pretrained.sha256((folder / CONFIG).read_bytes()) == pretrained.BUNDLED_CONFIG_SHA256[name]
+        total += sum(p.stat().st_size for p in folder.iterdir())
+    assert total < 10 * 2**20
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_a_bundled_model_by_name_through_every_door(name, tmp_path, capsys):
+    g = load_generator(name)
+    conditional = g.conditional
+    x = g.sample(16, digit=7 if conditional else None, seed=0)
+    assert x.shape == (16, 28, 28) and x.dtype == np.uint8 and x.max() > 200 and x.min() == 0
+    assert torch.hub.load(str(ROOT), name, source="local").sample(4, seed=1).tolist() == g.sample(4, seed=1).tolist()
+
+    generate_main([f"model={name}", "n=12", f"out={tmp_path / 'gen'}", *(["digit=3"] if conditional else [])])
+    np.testing.assert_array_equal(np.load(tmp_path / "gen" / "samples.npz")["images"],
+                                  g.sample(12, digit=3 if conditional else None, seed=0))
+    evaluate_main([f"model={name}", "n=200", f"out={tmp_path / 'eval.json'}"])
+    assert json.loads((tmp_path / "eval.json").read_text())["generator"] == g.describe()
+    export_main([f"model={name}", f"out={tmp_path / 'export'}", "dtype=float16"])
+    for file in (CONFIG, WEIGHTS):  # an export of a bundled model is the bundled model
+        assert (tmp_path / "export" / file).read_bytes() == (BUNDLED_DIR / name / file).read_bytes()
+
+
+def test_with_no_model_named_the_tools_open_the_bundled_conditional_gan(tmp_path):
+    generate_main(["n=10", f"out={tmp_path / 'gen'}"])
+    data = np.load(tmp_path / "gen" / "samples.npz")
+    assert data["labels"].tolist() == list(range(10))
+    np.testing.assert_array_equal(data["images"], load_generator("cgan").sample(10, seed=0))
+
+
+@pytest.mark.parametrize("damage", ["weights", "config"])
+def test_a_changed_bundled_file_is_refused_in_one_line(damage, tmp_path, monkeypatch, capsys):
+    shutil.copytree(BUNDLED_DIR / "cgan", tmp_path / "cgan")
+    path = tmp_path / "cgan" / (WEIGHTS if damage == "weights" else CONFIG)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(pretrained, "BUNDLED_DIR", tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        generate_main(["model=cgan", f"out={tmp_path / 'out'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("not the file that shipped" if damage == "config" else "SHA-256") in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLED)
+def test_the_model_card_tells_what_the_shipped_weights_score(name):
+    """The card's numbers (eval.json, and the table in README.md) against a fresh evaluation of the shipped files,
+    by the card's own protocol: 10,000 samples on the MNIST test set, seed 0."""
+    folder = BUNDLED_DIR / name
+    card = json.loads((folder / "eval.json").read_text())
+    fresh = evaluate_report(load_generator(name), card["n"], card["seed"])
+    for row in ("model", "real_reference"):
+        for key in ("fid", "kid_mean", "mnist_score", "confidence", "min_class_share", "label_accuracy"):
+            if key in card[row]:
+                assert fresh[row][key] == pytest.approx(card[row][key], rel=0.01, abs=1e-3), (row, key)
+    text = (folder / "README.md").read_text()
+    for title, key, fmt in COLUMNS:  # the card's table shows eval.json's numbers
+        if key in card["model"]:
+            assert re.search(rf"\| this model \([0-9]+ epochs\) \|.*\b{re.escape(fmt.format(card['model'][key]))}\b", text)
+    assert card["training"]["command"] in text and card["training"]["commit"] in text

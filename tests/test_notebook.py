@@ -1,0 +1,27 @@
+"""notebooks/tutorial.ipynb runs end to end (nbclient), as a new user would run it top to bottom."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "tutorial.ipynb"
+
+
+def test_the_notebook_is_stored_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+@pytest.mark.slow
+def test_the_tutorial_runs_end_to_end(tmp_path):
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
+    client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert sum("image/png" in output.get("data", {}) for output in outputs) >= 5  # the digits were drawn
+    assert any("image/gif" in output.get("data", {}) for output in outputs)  # and the morph
+    text = "".join(output.get("text", "") for output in outputs)
+    assert "label accuracy" in text and "val/fid" in text  # the evaluation and the minute of training
