@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gan_lightning import hardware  # noqa: F401  (registers the config's ${fast_precision:...} resolver)
@@ -84,6 +84,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
     # (the models import the sampling code, which imports this)
     from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+    from gan_lightning.models.augment import parse_policy
     from gan_lightning.models.gan import CLIP_ALGORITHMS
     from gan_lightning.models.losses import LOSSES
 
@@ -98,6 +99,10 @@ def validate(cfg: DictConfig) -> None:
     _check_fraction(cfg, "model.ema_decay")
     _check_positive(cfg, "model.gradient_clip_val")
     _check_choice(cfg, "model.gradient_clip_algorithm", CLIP_ALGORITHMS)
+    augment = _value(cfg, "model.augment")
+    if isinstance(augment, DictConfig | ListConfig):
+        augment = OmegaConf.to_container(augment, resolve=True)
+    parse_policy(augment)
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")

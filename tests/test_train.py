@@ -136,6 +136,7 @@ def _cli(*args, cwd):
     ("optimizer.lr=0", "optimizer.lr"),
     ("data.batch_size=0", "data.batch_size"),
     ("model=gan9000", "model=gan9000"),
+    ("model.augment=[flip]", "model.augment: unknown augmentation 'flip'; choose from translation, cutout"),
     # the trainer's own arguments, which Lightning checks: before the run folder exists too
     ("trainer.precision=17", "Precision 17 is invalid"),
     ("trainer.gradient_clip_val=1", "trainer.gradient_clip_val"),
