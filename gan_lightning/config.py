@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gan_lightning import hardware  # noqa: F401  (registers the config's ${fast_precision:...} resolver)
@@ -84,6 +84,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
     # (the models import the sampling code, which imports this)
     from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+    from gan_lightning.models.augment import parse_policy
     from gan_lightning.models.gan import CLIP_ALGORITHMS
     from gan_lightning.models.losses import LOSSES
 
@@ -98,6 +99,10 @@ def validate(cfg: DictConfig) -> None:
     _check_fraction(cfg, "model.ema_decay")
     _check_positive(cfg, "model.gradient_clip_val")
     _check_choice(cfg, "model.gradient_clip_algorithm", CLIP_ALGORITHMS)
+    augment = _value(cfg, "model.augment")
+    if isinstance(augment, DictConfig | ListConfig):
+        augment = OmegaConf.to_container(augment, resolve=True)
+    parse_policy(augment)
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")
@@ -183,6 +188,9 @@ HYDRA_OUTPUT_DIR = "${hydra:runtime.output_dir}"
 
 # what a run leaves in its folder: Hydra's config snapshot, its checkpoints, how it ended (sweeps.RESULT)
 RUN_FILES = (".hydra", "checkpoints", "metrics.json")
+# what a multirun leaves in its sweep folder besides its job folders: Hydra's config of the sweep, the summary
+# (sweeps.SUMMARY_CSV, SUMMARY_MD), Optuna's best trial
+SWEEP_FILES = ("multirun.yaml", "summary.csv", "summary.md", "optimization_results.yaml")
 
 
 def joins_a_run() -> bool:
@@ -193,8 +201,9 @@ def joins_a_run() -> bool:
 
 def check_run_folders(cfg: DictConfig, multirun: bool = False, run_dir_given: bool = False) -> None:
     """The folders a run is going to write (`cfg` composed `with_hydra`) can be made: Hydra's run folder (a
-    multirun's sweep folder), and paths.output_dir when it is set to a folder of its own. A run folder given on
-    the command line (`run_dir_given`) must not hold an earlier run: its files would be mixed with this one's."""
+    multirun's sweep folder), and paths.output_dir when it is set to a folder of its own. A run folder (sweep
+    folder) given on the command line (`run_dir_given`) must not hold an earlier run (sweep): its files would be
+    mixed with this one's, and a sweep's jobs, numbered from 0 again, would overwrite the earlier jobs."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     keys = [key]
     paths = cfg.get("paths")
@@ -206,6 +215,13 @@ def check_run_folders(cfg: DictConfig, multirun: bool = False, run_dir_given: bo
         if value is None:
             raise UserError(f"{key} is required: the folder the run writes to")
         check_writable(value, key)
+    if run_dir_given and multirun and not joins_a_run():
+        sweep_dir = Path(_value(cfg, "hydra.sweep.dir"))
+        held = [name for name in SWEEP_FILES if (sweep_dir / name).exists()]
+        held += [job.parent.name for job in sorted(sweep_dir.glob("*/.hydra"))]  # the job folders
+        if held:
+            raise UserError(f"hydra.sweep.dir={sweep_dir} already holds a sweep ({held[0]}); give a new folder, or "
+                            "leave hydra.sweep.dir out to get one of its own")
     if run_dir_given and not multirun and not joins_a_run():
         run_dir = Path(_value(cfg, "hydra.run.dir"))
         held = [name for name in RUN_FILES if (run_dir / name).exists()]
@@ -217,11 +233,12 @@ def check_run_folders(cfg: DictConfig, multirun: bool = False, run_dir_given: bo
                             f"hydra.run.dir out to get one of its own{resume}")
 
 
-def claim_run_folder(path: str | Path) -> Path:
-    """Make the folder `path`, or `path-2`, `path-3`, ... when it exists already: one that no other run has, also
-    when two runs start in the same second (each `mkdir` either makes the folder or fails, atomically)."""
+def claim_run_folder(path: str | Path, key: str = "hydra.run.dir") -> Path:
+    """Make the folder `path` (the value of `key`: a run's folder, or a multirun's sweep folder), or `path-2`,
+    `path-3`, ... when it exists already: one that no other run has, also when two runs start in the same second
+    (each `mkdir` either makes the folder or fails, atomically)."""
     path = Path(path)
-    make_folder(path.parent, "hydra.run.dir")
+    make_folder(path.parent, key)
     for n in itertools.count(1):
         candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
         try:
@@ -230,8 +247,8 @@ def claim_run_folder(path: str | Path) -> Path:
         except FileExistsError:
             continue
         except OSError as e:
-            raise UserError(f"hydra.run.dir: cannot create the folder {candidate} ({e.strerror or e}); "
-                            "choose another runs_dir") from None
+            raise UserError(f"{key}: cannot create the folder {candidate} ({e.strerror or e}); "
+                            f"choose another folder with {key}=...") from None
     raise AssertionError("unreachable")
 
 
@@ -291,14 +308,20 @@ def given_keys(overrides: Sequence[str]) -> set[str]:
 
 
 def check_overrides(
-    overrides: Sequence[str], config_name: str = "train", with_hydra: bool = False
+    overrides: Sequence[str], config_name: str = "train", with_hydra: bool = False, multirun: bool = True
 ) -> list[DictConfig]:
     """Compose and validate the config for every value of every sweep override, before any job starts; returns
-    the configs checked (one for a single run; `with_hydra`: with their `hydra` node)."""
+    the configs checked (one for a single run; `with_hydra`: with their `hydra` node). Without `multirun` a sweep
+    override is refused: Hydra would refuse it only after making the run's folder, in several lines."""
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as e:
         raise UserError(_explain(e)) from None
+    sweep = next((o for o in parsed if o.is_sweep_override()), None)
+    if not multirun and sweep is not None:
+        key = sweep.get_key_element()
+        raise UserError(f"{sweep.input_line}: several values make a sweep, which needs -m (one job each); one value "
+                        f"that is a list is written {key}=[a,b], a string holding commas is quoted: {key}=\"'a,b'\"")
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = [(o.get_key_element(), list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()
               and not o.is_interval_sweep()]  # an interval (Optuna) has no values to list

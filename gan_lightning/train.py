@@ -249,8 +249,8 @@ def check_before_run(overrides: list[str], multirun: bool = False) -> list[DictC
     can be written, that the data, the model and the trainer can be built, that `ckpt_path` is a safe
     checkpoint of that model, and that the networks take a training batch of `data.batch_size`. Returns the
     configs checked (with their `hydra` node)."""
-    run_dir_given = "hydra.run.dir" in given_keys(overrides)
-    configs = check_overrides(overrides, with_hydra=True)
+    run_dir_given = ("hydra.sweep.dir" if multirun else "hydra.run.dir") in given_keys(overrides)
+    configs = check_overrides(overrides, with_hydra=True, multirun=multirun)
     for cfg in configs:
         check_run_folders(cfg, multirun, run_dir_given)
         resume = _resume_from(cfg)
@@ -271,11 +271,12 @@ def main() -> None:
         overrides = [a for a in args if not a.startswith("-")]
         try:
             (cfg, *_) = check_before_run(overrides, multirun)
-            if not multirun and "hydra.run.dir" not in given_keys(overrides) and not joins_a_run():
-                # Hydra's default folder is named by the second the run starts: take it, or a free variant of it,
-                # for this run alone, and hand it to Hydra
-                run_dir = claim_run_folder(cfg.hydra.run.dir)
-                sys.argv.append(override("hydra.run.dir", str(run_dir)))
+            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+            if key not in given_keys(overrides) and not joins_a_run():
+                # Hydra's default run (sweep) folder is named by the second the run starts: take it, or a free
+                # variant of it, for this run (multirun) alone, and hand it to Hydra
+                folder = claim_run_folder(OmegaConf.select(cfg, key), key)
+                sys.argv.append(override(key, str(folder)))
         except UserError as e:
             fail(e)
     _hydra_main()

@@ -101,6 +101,8 @@ def test_defaults_follow_the_dcgan_paper():
     (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
     (["model.gradient_clip_val=-1"], "model.gradient_clip_val must be a positive number, got -1"),
     (["model.gradient_clip_algorithm=l2"], "model.gradient_clip_algorithm='l2' is not one of: norm, value"),
+    (["model.augment=[translation,rotate]"], "model.augment: unknown augmentation 'rotate'; choose from"),
+    (["model.augment=7"], "model.augment must be a list of augmentations"),
     # a sweep is checked for every value, not just the first
     (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
 ])
@@ -116,3 +118,4 @@ def test_good_sweep_passes_the_check():
     check_overrides(["model.quality=null", "~callbacks.best_checkpoint"])
     check_overrides(["data.val_size=0", "model.quality=null", "~callbacks.best_checkpoint"])
     check_overrides(["model.eval_samples=2,10000", "model.quality.kid_subset_size=2"])
+    check_overrides(["model.augment=[translation,cutout]"])

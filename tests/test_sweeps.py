@@ -83,6 +83,45 @@ def test_summary_is_rebuilt_from_the_sweep_directory_alone(grid_sweep):
     assert "| 1 | completed |" in result.stdout
 
 
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` with the bytes of each file (None for a folder)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+def test_a_sweep_never_shares_its_folder_with_another_started_in_the_same_second(tmp_path):
+    """The default sweep folder is named by the second the multirun starts. The folders of the next minute are
+    made first, each holding another sweep (a job folder and a summary): the multirun must take a folder of its own,
+    leaving theirs alone, and write its jobs and its summary there."""
+    from datetime import datetime, timedelta
+
+    sweeps = tmp_path / "multirun" / "train"
+    start = datetime.now()
+    taken = [sweeps / (start + timedelta(seconds=s)).strftime("%Y-%m-%d_%H-%M-%S") for s in range(60)]
+    for folder in taken:
+        (folder / "0" / ".hydra").mkdir(parents=True)
+        (folder / "0" / ".hydra" / "overrides.yaml").write_text("- model=dcgan\n")
+        (folder / "0" / "metrics.json").write_text('{"status": "completed"}\n')
+        (folder / "summary.md").write_text("another sweep\n")
+    before = {folder: _tree(folder) for folder in taken}
+    result = _run("train.py", "-m", *TINY, "model.quality=null", "~callbacks.best_checkpoint", "~logger",
+                  "~callbacks.sample_grid", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {folder: _tree(folder) for folder in taken} == before
+    (sweep,) = set(sweeps.iterdir()) - set(taken)
+    assert sweep.name.rsplit("-", 1)[0] in {folder.name for folder in taken} and sweep.name.endswith("-2")
+    assert (sweep / "0" / "checkpoints" / "last.ckpt").is_file() and (sweep / "summary.md").is_file()
+    assert f"Sweep summary: {Path('multirun', 'train', sweep.name, 'summary.md')}" in result.stdout
+
+
+def test_a_sweep_dir_that_holds_an_earlier_sweep_is_refused(grid_sweep):
+    before = _tree(grid_sweep)
+    result = _run("train.py", "-m", *TINY, f"hydra.sweep.dir={grid_sweep}", cwd=grid_sweep.parent)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: hydra.sweep.dir={grid_sweep} already holds a sweep (")
+    assert _tree(grid_sweep) == before
+
+
 @pytest.mark.slow
 def test_optuna_search_through_the_parallel_launcher(tmp_path):
     sweep = tmp_path / "sweep"

@@ -136,6 +136,9 @@ def _cli(*args, cwd):
     ("optimizer.lr=0", "optimizer.lr"),
     ("data.batch_size=0", "data.batch_size"),
     ("model=gan9000", "model=gan9000"),
+    ("model.augment=[flip]", "model.augment: unknown augmentation 'flip'; choose from translation, cutout"),
+    # several values without -m: Hydra would refuse them only after making the run folder
+    ("model.augment=translation,cutout", "model.augment=translation,cutout: several values make a sweep, which needs"),
     # the trainer's own arguments, which Lightning checks: before the run folder exists too
     ("trainer.precision=17", "Precision 17 is invalid"),
     ("trainer.gradient_clip_val=1", "trainer.gradient_clip_val"),

@@ -38,6 +38,7 @@ from omegaconf import OmegaConf
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import to_unit_range
+from gan_lightning.models.augment import diff_augment
 from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
@@ -160,7 +161,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
-    loss, d_steps = gan.hparams.loss, gan.hparams.d_steps
+    loss, d_steps, augment = gan.hparams.loss, gan.hparams.d_steps, gan.augment
     clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
 
     def clip(optimizer):  # as GAN.on_before_optimizer_step does through Lightning's clip_gradients
@@ -190,10 +191,11 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
 
             for p in generator.parameters():
                 p.requires_grad_(False)
-            d_real, d_fake = discriminator(real, real_labels), discriminator(fake.detach(), fake_labels)
+            real, fake_seen = diff_augment(real, augment), diff_augment(fake.detach(), augment)
+            d_real, d_fake = discriminator(real, real_labels), discriminator(fake_seen, fake_labels)
             d_loss = discriminator_loss(loss, d_real, d_fake)
             if loss == "wgan-gp":
-                d_loss = d_loss + gan.hparams.gp_weight * gradient_penalty(discriminator, real, fake, real_labels)
+                d_loss = d_loss + gan.hparams.gp_weight * gradient_penalty(discriminator, real, fake_seen, real_labels)
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(d_loss).backward()
             clip(opt_d)
@@ -205,7 +207,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             if g_step:
                 for p in discriminator.parameters():
                     p.requires_grad_(False)
-                g_loss = generator_loss(loss, discriminator(fake, fake_labels))
+                g_loss = generator_loss(loss, discriminator(diff_augment(fake, augment), fake_labels))
                 opt_g.zero_grad(set_to_none=True)
                 scaler.scale(g_loss).backward()
                 clip(opt_g)

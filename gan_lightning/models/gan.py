@@ -3,7 +3,8 @@
 The three models differ only in their networks (config); the conditional GAN additionally feeds the digit
 labels to both networks: `_noise` draws the digits asked of the generator, and both networks take labels.
 The recipe around them is config too: the loss (BCE, hinge, WGAN-GP), the optimizers (two time-scale learning
-rates), and an exponential moving average of the generator's weights that sampling, evaluation and export use.
+rates), an exponential moving average of the generator's weights that sampling, evaluation and export use, and the
+differentiable augmentation that D's inputs pass through in training (reals and fakes alike).
 """
 
 import copy
@@ -19,6 +20,7 @@ from gan_lightning.errors import TrainingDiverged, UserError
 from gan_lightning.metrics import GANQuality
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.quality import held_out_images
+from gan_lightning.models.augment import diff_augment, parse_policy
 from gan_lightning.models.divergence import DivergenceWatch
 from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks.spec import network_spec
@@ -45,8 +47,10 @@ class GAN(L.LightningModule):
     The recipe: `loss` is "bce" (non-saturating), "hinge" or "wgan-gp" (with `gp_weight`); D takes `d_steps`
     steps per G step; `gradient_clip_val` clips each network's gradients before its step; `ema_decay` > 0 keeps
     an exponential moving average of G's weights (`generator_ema`), which sampling, validation metrics and
-    export use; `compile` compiles both networks with torch.compile; `channels_last` keeps the convolutions' weights
-    (and so their activations) in the channels-last memory format.
+    export use; `augment` names the differentiable augmentations (`translation`, `cutout`: a list, or one string
+    separated by commas; None = none) that every training input of D goes through, real and fake alike, in the D
+    step and in the G step (DiffAugment); `compile` compiles both networks with torch.compile; `channels_last` keeps
+    the convolutions' weights (and so their activations) in the channels-last memory format.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class GAN(L.LightningModule):
         ema_decay: float = 0.0,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
+        augment: str | Sequence[str] | None = None,
         compile: bool = False,
         channels_last: bool = False,
     ):
@@ -85,6 +90,7 @@ class GAN(L.LightningModule):
         if gradient_clip_algorithm not in CLIP_ALGORITHMS:
             raise UserError(f"model.gradient_clip_algorithm must be one of {', '.join(CLIP_ALGORITHMS)}, "
                             f"got {gradient_clip_algorithm!r}")
+        self.augment = parse_policy(augment)
         self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
         # the label input of both networks: 0 classes makes them unconditional
         label_classes = num_classes if conditional else 0
@@ -162,14 +168,15 @@ class GAN(L.LightningModule):
         with torch.set_grad_enabled(g_step):  # the graph through G is only needed for a G step
             fake = self.generator(z, fake_labels)  # (B, C, H, W)
 
-        # D step: real vs detached fake
+        # D step: real vs detached fake, each through its own draw of the augmentation (when there is one)
         self.toggle_optimizer(opt_d)
+        real, fake_seen = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
         d_real = self.discriminator(real, real_labels)  # (B,) logits
-        d_fake = self.discriminator(fake.detach(), fake_labels)
+        d_fake = self.discriminator(fake_seen, fake_labels)
         d_loss = discriminator_loss(loss, d_real, d_fake)
         logs = {"train/d_loss": d_loss.detach()}
-        if loss == "wgan-gp":
-            penalty = gradient_penalty(self.discriminator, real, fake, real_labels)
+        if loss == "wgan-gp":  # between the images D saw
+            penalty = gradient_penalty(self.discriminator, real, fake_seen, real_labels)
             d_loss = d_loss + self.hparams.gp_weight * penalty
             logs["train/gradient_penalty"] = penalty.detach()
         self._watch_finite("d_loss", d_loss, batch_idx)
@@ -178,9 +185,9 @@ class GAN(L.LightningModule):
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
-        if g_step:  # G step against the updated D
+        if g_step:  # G step against the updated D, its gradient flowing back through a new draw of the augmentation
             self.toggle_optimizer(opt_g)
-            g_loss = generator_loss(loss, self.discriminator(fake, fake_labels))
+            g_loss = generator_loss(loss, self.discriminator(diff_augment(fake, self.augment), fake_labels))
             self._watch_finite("g_loss", g_loss, batch_idx)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)

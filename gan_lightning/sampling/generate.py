@@ -20,6 +20,7 @@ from gan_lightning.config import check_writable
 from gan_lightning.errors import UserError, fail
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import (
+    LABEL_DTYPE,
     IdxWriter,
     NpzWriter,
     Staging,
@@ -50,7 +51,8 @@ def write_samples(
 ) -> list[Path]:
     """n samples -> out/samples.npz (`images` uint8 (n, H, W), `labels` int64 (n,) if conditional), the preview
     grid out/samples.png (first `grid_max`), optionally out/png/*.png and MNIST IDX files. Generated
-    `batch_size` at a time and streamed to the files. Returns the paths written."""
+    `batch_size` at a time and streamed to the files, labels too: memory is bounded by the batch, whatever n.
+    Returns the paths written."""
     out = Path(out)
     conditional = sampler.conditional
     width = max(5, len(str(n - 1)))
@@ -121,13 +123,16 @@ PNG_OVERHEAD = 57
 
 
 def files_size(sampler: Sampler, n: int, seed: int, digit: int | None, png: bool, idx: bool) -> int:
-    """About how many bytes the files of `n` samples take. How much the npz's deflate shrinks them depends on the
-    generator (1.5 to 1.9 times for briefly trained ones, 4.9 for real MNIST digits), so the first samples of the
-    request are generated and deflated at the npz's level to measure it. IDX files are not compressed."""
+    """About how many bytes the files of `n` samples take at most while they are written. How much the npz's
+    deflate shrinks the images depends on the generator (1.5 to 1.9 times for briefly trained ones, 4.9 for real
+    MNIST digits), so the first samples of the request are generated and deflated at the npz's level to measure it.
+    IDX files are not compressed. A conditional model's labels take 8 bytes a sample in a temporary file until
+    they are deflated into the npz (where they take next to nothing: digits in turn, or one digit), and 1 in IDX."""
     images, _ = next(sampler.samples(min(n, PROBE_SAMPLES), seed, digit, PROBE_SAMPLES))
     deflated = len(zlib.compress(images.tobytes(), zlib.Z_DEFAULT_COMPRESSION)) / len(images)  # bytes per image
     pixels = int(np.prod(sampler.image_size))
-    return round(n * (deflated + (pixels if idx else 0) + (deflated + PNG_OVERHEAD if png else 0)))
+    labels = (LABEL_DTYPE.itemsize + (1 if idx else 0)) if sampler.conditional else 0
+    return round(n * (deflated + (pixels if idx else 0) + labels + (deflated + PNG_OVERHEAD if png else 0)))
 
 
 def check_space(out: Path, size: int) -> None:

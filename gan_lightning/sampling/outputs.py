@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from gan_lightning.config import make_folder
 from gan_lightning.errors import UserError
 
 PAD = 2  # pixels between the images of a grid, as in the training grids (torchvision's make_grid)
+LABEL_DTYPE = np.dtype("<i8")  # the npz's labels: int64, little-endian whatever the machine
+COPY_CHUNK = 2**16  # bytes copied at a time from the labels' temporary file into the npz
 
 
 # ---- pictures ----------------------------------------------------------------------------------------------
@@ -94,12 +97,15 @@ def save_gif(pictures: list[Image.Image], path: Path, fps: float, last_frame_s: 
 
 
 class NpzWriter:
-    """An .npz that `np.load` reads as {"images": uint8 (N, H, W), "labels": int64 (N,)}, written batch by batch:
-    the images stream into the archive; the labels (8 bytes a sample) are kept and follow at the end."""
+    """An .npz that `np.load` reads as {"images": uint8 (N, H, W), "labels": int64 (N,)}, written batch by batch in
+    memory bounded by a batch, whatever N. The images stream into the archive. A zip archive is written one member at
+    a time, so the labels (8 bytes a sample) stream into an anonymous temporary file beside it (on the same disk,
+    and gone with the process however it ends) and are copied into the archive at the end."""
 
     def __init__(self, path: Path, n: int, image_size: tuple[int, int], with_labels: bool):
-        self.n, self.written, self.with_labels = n, 0, with_labels
-        self.labels: list[np.ndarray] = []
+        self.n, self.written = n, 0
+        # closed by close() or abandon()
+        self.labels = tempfile.TemporaryFile(dir=Path(path).parent) if with_labels else None  # noqa: SIM115
         self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED)
         self.member = self.archive.open("images.npy", "w", force_zip64=True)
         header = {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (n, *image_size)}
@@ -108,22 +114,27 @@ class NpzWriter:
     def write(self, images: np.ndarray, labels: np.ndarray | None) -> None:
         self.member.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
         self.written += len(images)
-        if self.with_labels:
-            self.labels.append(np.asarray(labels, dtype=np.int64))
+        if self.labels is not None:
+            assert labels is not None and len(labels) == len(images)
+            self.labels.write(np.ascontiguousarray(labels, dtype=LABEL_DTYPE).tobytes())
 
     def close(self) -> None:
         self.member.close()
         if self.written != self.n:
             raise RuntimeError(f"npz header says {self.n} images, {self.written} were written")
-        if self.with_labels:
+        if self.labels is not None:
+            self.labels.seek(0)
             with self.archive.open("labels.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.concatenate(self.labels))
+                header = {"descr": LABEL_DTYPE.str, "fortran_order": False, "shape": (self.n,)}
+                np.lib.format.write_array_header_1_0(member, header)
+                shutil.copyfileobj(self.labels, member, COPY_CHUNK)
+            self.labels.close()
         self.archive.close()
 
     def abandon(self) -> None:
         """Close the file unfinished (it is about to be removed): whatever state a signal left the archive in, a
         failure to close it is no news."""
-        for close in (self.member.close, self.archive.close):
+        for close in (self.member.close, self.archive.close, *([self.labels.close] if self.labels else [])):
             try:
                 close()
             except Exception:  # noqa: BLE001, S110
