@@ -38,6 +38,10 @@ def evaluate_sampler(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 
 COLUMNS = [
     ("FID", "fid", "{:.2f}"),
     ("KID", "kid_mean", "{:.3f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("density", "density", "{:.3f}"),
+    ("coverage", "coverage", "{:.3f}"),
     ("MNIST score", "mnist_score", "{:.2f}"),
     ("confidence", "confidence", "{:.3f}"),
     ("min class share", "min_class_share", "{:.3f}"),
@@ -55,20 +59,28 @@ def format_table(rows: dict[str, dict]) -> str:
     for name, result in rows.items():
         shares = " ".join(f"{digit}:{share:.3f}" for digit, share in enumerate(result["class_share"]))
         lines.append(f"class shares, {name}: {shares}")
-    for name, result in rows.items():  # the digits asked for (conditional model) and read back
-        if "label_accuracy_per_class" in result:
-            per_digit = enumerate(result["label_accuracy_per_class"])
-            accuracy = " ".join(f"{digit}:{'-' if value is None else f'{value:.3f}'}" for digit, value in per_digit)
-            lines.append(f"label accuracy per digit, {name}: {accuracy}")
+    for key, title, fmt in PER_DIGIT:
+        for name, result in rows.items():
+            if key in result:
+                values = " ".join(f"{d}:{'-' if _missing(v) else fmt.format(v)}" for d, v in enumerate(result[key]))
+                lines.append(f"{title}, {name}: {values}")
     return "\n".join(lines)
 
 
+# the per-digit lists: the digits asked for (conditional model) and read back; FID by digit
+PER_DIGIT = [("label_accuracy_per_class", "label accuracy per digit", "{:.3f}"),
+             ("fid_per_digit", "FID per digit", "{:.1f}")]
+
+
+def _missing(value) -> bool:
+    return value is None or math.isnan(value)
+
+
 def _for_json(result: dict) -> dict:
-    """A quality dict for the report: a digit never asked for has no label accuracy (NaN in the dict), null here."""
-    per_class = result.get("label_accuracy_per_class")
-    if per_class is None:
-        return result
-    return {**result, "label_accuracy_per_class": [None if math.isnan(v) else v for v in per_class]}
+    """A quality dict for the report: a digit never asked for, or with too few images, has no per-digit number (NaN in
+    the dict), null here."""
+    return {**result, **{key: [None if _missing(v) else v for v in result[key]]
+                         for key, _, _ in PER_DIGIT if key in result}}
 
 
 def write_json(report: dict, path: Path) -> None:

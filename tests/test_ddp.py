@@ -66,7 +66,8 @@ def test_ddp_ranks_draw_different_noise(ddp_run):
 def test_ddp_validation_quality_is_logged(ddp_run):
     (event_file,) = (ddp_run / "tensorboard").glob("events.out.tfevents.*")
     scalars = set(EventAccumulator(str(event_file)).Reload().Tags()["scalars"])
-    assert {"val/fid", "val/kid_mean", "val/mnist_score", "val/min_class_share", "val/d_real", "val/d_fake"} <= scalars
+    assert {"val/fid", "val/kid_mean", "val/precision", "val/recall", "val/mnist_score", "val/min_class_share",
+            "val/d_real", "val/d_fake"} <= scalars
     # the real-data reference, its images split over the ranks: the same FID as one process scoring them all
     (real_fid,) = EventAccumulator(str(event_file)).Reload().Scalars("val/real_fid")
     assert real_fid.value == pytest.approx(reference_row(200)["fid"], rel=1e-3)

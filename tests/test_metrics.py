@@ -223,3 +223,70 @@ def test_train_classifier_script_writes_loadable_weights(tmp_path):
     bad = subprocess.run([*command[:3], "0"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: epochs must be at least 1, got 0"]
+
+
+# --- fidelity and diversity apart: precision, recall, density, coverage; FID per digit ---
+
+
+def test_prdc_matches_the_authors_package_on_classifier_features(test_set):
+    prdc_reference = pytest.importorskip("prdc", reason="the authors' package: pip install prdc (dev extra)")
+    from gan_lightning.metrics.prdc import prdc
+
+    images, _ = test_set
+    classifier = FrozenClassifier(load_classifier())
+    real = classifier(images[:1500])  # (1500, 128)
+    noise = 0.25 * torch.randn(600, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    fake = classifier(torch.cat([images[1500:2100], (images[2100:2700] + noise).clamp(-1, 1)]))  # half spoilt
+    ours = prdc(real, fake, block=256)
+    theirs_pr = prdc_reference.compute_prdc(real.numpy(), fake.numpy(), nearest_k=3)
+    theirs_dc = prdc_reference.compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+    for key, theirs in [("precision", theirs_pr), ("recall", theirs_pr), ("density", theirs_dc), ("coverage", theirs_dc)]:
+        assert ours[key] == pytest.approx(float(theirs[key]), abs=1e-9), key
+    assert 0.05 < ours["precision"] < 0.95 and 0.05 < ours["recall"] < 0.95  # a case with something to get wrong
+
+
+def test_real_images_score_high_precision_and_recall(test_set_scores):
+    scores = reference_row(2000)  # held-out training images against the 10,000 test images
+    assert scores["precision"] > 0.8 and scores["recall"] > 0.8
+    assert 0.8 < scores["density"] < 1.2
+    assert scores["coverage"] > 0.5  # 2,000 images reach only some of the 10,000 test images' small balls
+    assert max(scores["fid_per_digit"]) < 25  # about 200 images a digit: FID's small-sample bias, not a flaw
+
+
+def test_one_digit_drawn_well_is_precise_but_covers_little(test_set):
+    images, labels = test_set
+    ones = images[labels == 1][:1000]
+    scores = evaluate_images(ones)
+    assert scores["precision"] > 0.8
+    assert scores["recall"] < 0.3 and scores["coverage"] < 0.3
+    per_digit = scores["fid_per_digit"]  # read by the classifier: nearly all are ones
+    assert per_digit[1] < 5 and sum(not math.isnan(v) for v in per_digit) <= 3
+
+
+def test_noise_has_no_precision():
+    noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    scores = evaluate_images(noise)
+    assert scores["precision"] < 0.02 and scores["density"] < 0.02 and scores["coverage"] < 0.02
+
+
+def test_fid_per_digit_uses_the_digit_asked_for_and_fid_formula_matches_torchmetrics(test_set):
+    from gan_lightning.metrics.per_digit import frechet_distance
+
+    images, labels = test_set
+    classifier = FrozenClassifier(load_classifier())
+    a, b = classifier(images[:3000]), classifier(images[3000:6000])
+    quality = GANQuality()
+    quality.fid.update(images[:3000], real=True)
+    quality.fid.update(images[3000:6000], real=False)
+    assert frechet_distance(a, b) == pytest.approx(quality.fid.compute().item(), rel=1e-4)
+    # sevens labelled as threes: the FID of "3" compares sevens with real threes, far above a real digit's
+    sevens = images[labels == 7][:600]
+    scores = evaluate_images(sevens, torch.full((len(sevens),), 3))
+    assert scores["label_accuracy"] < 0.05
+    assert scores["fid_per_digit"][3] > 50 and all(math.isnan(v) for i, v in enumerate(scores["fid_per_digit"]) if i != 3)
+
+
+def test_prdc_is_left_out_below_k_samples(test_set):
+    images, _ = test_set
+    scores = evaluate_images(images[:4])
+    assert "precision" not in scores and "fid" in scores

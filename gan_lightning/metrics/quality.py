@@ -13,6 +13,12 @@ Every evaluation returns one flat dict:
     class_entropy             entropy of class_share in nats (ln 10 = 2.303 when perfectly balanced)
     label_accuracy            only with requested labels: share of images read as the digit that was asked for
     label_accuracy_per_class  only with requested labels: list of 10 (NaN for a digit never asked for)
+    precision, recall         improved precision and recall (k = 3): the share of images inside the test set's
+                              feature manifold (fidelity), and of test images inside theirs (diversity)
+    density, coverage         (k = 5) how crowded the images are around real ones (~1 for real data), and the
+                              share of test images with an image near them (see prdc.py)
+    fid_per_digit             list of 10: FID of each digit's images (the digit asked for, or the classifier's
+                              reading) against the test images of that digit (NaN for fewer than 2 images)
 
 FID/KID depend on the sample count, so compare a model only with the real-data row of the same size
 (`reference_row`), computed on train-split images the classifier never saw. Both are on the scale of this
@@ -34,6 +40,8 @@ from torchmetrics.utilities import dim_zero_cat
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.errors import UserError
 from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier, to_model_range
+from gan_lightning.metrics.per_digit import per_class_fid
+from gan_lightning.metrics.prdc import DC_K, PR_K, knn_radii, prdc
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
@@ -107,6 +115,32 @@ class ClassifierOutputs(Metric):
         return probs, requested
 
 
+class FeatureSets(Metric):
+    """The classifier features of the real and the generated images, each with its class (true label; digit asked
+    for, or the classifier's reading), for the metrics that need the sets themselves (k-NN, per-digit FID).
+    `reset()` forgets the generated images only: the reference set stays, as FID's `reset_real_features=False`."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("real_features", "real_classes", "fake_features", "fake_classes"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, features: Tensor, classes: Tensor, real: bool) -> None:
+        getattr(self, "real_features" if real else "fake_features").append(features)
+        getattr(self, "real_classes" if real else "fake_classes").append(classes)
+
+    def compute(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return tuple(dim_zero_cat(getattr(self, name)) for name in
+                     ("real_features", "real_classes", "fake_features", "fake_classes"))
+
+    def reset(self) -> None:
+        real = list(self.real_features), list(self.real_classes)  # reset() empties the lists in place
+        super().reset()
+        self.real_features, self.real_classes = real
+
+
 class GANQuality(nn.Module):
     """Accumulates generated images batch by batch; `compute()` returns the quality dict (see module docstring).
 
@@ -142,6 +176,8 @@ class GANQuality(nn.Module):
                 normalize=False,
             )
         self.outputs = ClassifierOutputs()
+        self.features = FeatureSets()
+        self._real_radii: dict[int, Tensor] | None = None  # k-NN radii of the reference set, computed once
 
     @property
     def device(self) -> torch.device:
@@ -164,19 +200,24 @@ class GANQuality(nn.Module):
                 self.fid.update(images, real=False)
                 self.kid.update(images, real=False)
                 probs = self.classifier.logits(images).softmax(1)  # (b, 10)
-            self.outputs.update(probs, None if requested is None else requested.to(self.device))
+                features = self.classifier(images)  # (b, 128), the pass FID and KID made
+            requested = None if requested is None else requested.to(self.device)
+            self.outputs.update(probs, requested)
+            self.features.update(features, probs.argmax(1) if requested is None else requested, real=False)
 
     def _add_real_images(self) -> None:
         """Featurize the MNIST test set once; both metrics keep these features across reset(). Under DDP each
         rank takes its share of the test set, so the states synced over ranks hold it exactly once."""
-        images, _ = load_mnist("test")
+        images, labels = load_mnist("test")
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            images = images[torch.distributed.get_rank() :: torch.distributed.get_world_size()]
-        for batch in images.split(self.batch_size):
+            rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            images, labels = images[rank::world_size], labels[rank::world_size]
+        for batch, batch_labels in zip(images.split(self.batch_size), labels.split(self.batch_size)):
             real = to_model_range(batch).to(self.device)  # (b, 1, 28, 28)
             with self.classifier.sharing_passes():
                 self.fid.update(real, real=True)
                 self.kid.update(real, real=True)
+                self.features.update(self.classifier(real), batch_labels.to(self.device), real=True)
 
     def compute(self) -> dict:
         if self.fid.fake_features_num_samples < 2:
@@ -190,19 +231,27 @@ class GANQuality(nn.Module):
         with torch.random.fork_rng(devices=[]):  # KID's subsets use the CPU generator: seed it, leave global RNG be
             torch.manual_seed(self.kid_seed)
             kid_mean, kid_std = self.kid.compute()
-        return {
+        real, real_classes, fake, fake_classes = self.features.compute()
+        result = {
             "num_samples": num_samples,
             "fid": self.fid.compute().item(),
             "kid_mean": kid_mean.item(),
             "kid_std": kid_std.item(),
             **classifier_metrics(probs, requested),
+            "fid_per_digit": per_class_fid(real, real_classes, fake, fake_classes, NUM_CLASSES),
         }
+        if num_samples > max(PR_K, DC_K):  # k-NN balls need more than k images
+            if self._real_radii is None:
+                self._real_radii = knn_radii(real, (PR_K, DC_K))
+            result.update(prdc(real, fake, real_radii=self._real_radii))
+        return result
 
     def reset(self) -> None:
         """Forget the generated images (the real-image features stay)."""
         self.fid.reset()
         self.kid.reset()
         self.outputs.reset()
+        self.features.reset()
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,7 +29,8 @@ from gan_lightning.networks.spec import network_spec
 CLIP_ALGORITHMS = ("norm", "value")
 
 # the quality metrics logged at every validation (label accuracy for the conditional GAN only)
-LOGGED_QUALITY = ("fid", "kid_mean", "mnist_score", "min_class_share", "label_accuracy")
+LOGGED_QUALITY = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "mnist_score", "min_class_share",
+                  "label_accuracy")
 
 NetworkFactory = Callable[..., nn.Module]
 

@@ -19,7 +19,7 @@ import yaml
 
 from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.errors import UserError, fail
-from gan_lightning.evaluate import COLUMNS, evaluate_report, write_json
+from gan_lightning.evaluate import COLUMNS, PER_DIGIT, evaluate_report, write_json
 from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, MODELS, WEIGHTS, sha256
 from gan_lightning.sampling.outputs import sample_grid, save_png
 from gan_lightning.sampling.sampler import Sampler
@@ -69,9 +69,10 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     rows.append(f"| real data ({numbers['n']} held-out training images) | {_cells(real)} |")
     header = "| | " + " | ".join(title for title, _, _ in COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|"
     per_digit = ""
-    if ours.get("label_accuracy_per_class"):
-        per_digit = "\nLabel accuracy per digit: " + ", ".join(
-            f"{d}: {a:.3f}" for d, a in enumerate(ours["label_accuracy_per_class"])) + ".\n"
+    for key, title, fmt in PER_DIGIT:
+        if ours.get(key):
+            values = ", ".join(f"{d}: {'-' if v is None else fmt.format(v)}" for d, v in enumerate(ours[key]))
+            per_digit += f"\n{title.capitalize()} (this model): {values}.\n"
     conditional = config["generator"]["num_classes"] > 0
     example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
     cli_digit = " digit=7" if conditional else ""
@@ -122,7 +123,8 @@ python scripts/demo.py model={name}
 On the MNIST test set: {numbers["n"]:,} generated digits (seed {numbers["seed"]}{", every digit equally often" if conditional
 else ""}) scored with the features of the MNIST classifier that ships with gan-lightning (README, "How good are
 the digits"), beside {numbers["n"]:,} real images at the same n. FID and KID are comparable only within this project
-and at the same n. `tests/test_bundled.py` recomputes these numbers from the shipped files.
+and at the same n. Precision and recall (k = 3) separate fidelity from diversity, density and coverage (k = 5)
+likewise. `tests/test_bundled.py` recomputes these numbers from the shipped files.
 
 {header}
 {chr(10).join(rows)}
