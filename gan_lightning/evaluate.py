@@ -12,15 +12,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gan_lightning.config import check_writable, make_folder
 from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED
 from gan_lightning.sampling import config as conf
+from gan_lightning.sampling.outputs import save_png, tile
 from gan_lightning.sampling.sampler import Sampler
+from gan_lightning.data.mnist import load_mnist
 
 REFERENCE_MAX = HELD_OUT_IMAGES  # real training images the classifier never saw
 
@@ -123,14 +127,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = Path(conf.text(cfg, "out")) if cfg.out is not None else default_report_path(source)
         check_writable(out, "out", folder=False, example="report.json")
         sampler = Sampler.load(source, device)
+        check_memorisation = conf.boolean(cfg, "memorisation")
         make_folder(out.parent, "out")  # before the minutes of scoring, not after
         report = evaluate_report(sampler, n, seed, batch_size)
+        if check_memorisation:
+            picture = out.with_name(out.name.removesuffix(".json") + ".closest.png")
+            report["memorisation"] = memorisation_report(sampler, n, seed, picture)
         write_json(report, out)
     except UserError as e:
         fail(e)
     print(f"{source}: {report['generator']}, {n} samples, seed {seed}\n")
     print(format_table({"model": report["model"], f"real data ({n} held-out)": report["real_reference"]}))
+    if "memorisation" in report:
+        m = report["memorisation"]
+        print(f"\nmemorised share: {m['memorised_share']:.4f} of samples closer to a training image than "
+              f"{m['test_memorised_share']:.2%} of real test images are (distance {m['threshold']:.2f}); median "
+              f"nearest-training distance {m['median_distance']:.2f} (test images: {m['test_median_distance']:.2f}); "
+              f"closest pairs: {m['picture']}")
     print(f"\nwritten: {out}")
+
+
+def memorisation_report(sampler: Sampler, n: int, seed: int, picture: Path) -> dict:
+    """`metrics.memorisation` of the n samples of `seed`, and the picture of the closest pairs (each sample above
+    its nearest training image) written to `picture`."""
+    samples = sampler.sample(n, seed=seed)
+    result = memorisation(samples)
+    train, _ = load_mnist("train")
+    pairs = [samples[i] for i, _, _ in result["closest"]] + [train[j].numpy() for _, j, _ in result["closest"]]
+    save_png(tile(np.stack(pairs), ncols=len(result["closest"]), nrows=2), picture)
+    return {**result, "picture": str(picture)}
 
 
 def default_report_path(source: str) -> Path:

@@ -107,3 +107,32 @@ def test_a_digit_never_asked_for_has_a_null_label_accuracy(trained_run, tmp_path
     report = _strict(out.read_text())
     assert report["model"]["label_accuracy_per_class"][5:] == [None] * 5  # only digits 0-4 were asked for
     assert all(v is not None for v in report["model"]["label_accuracy_per_class"][:5])
+
+
+# ---- memorisation ----------------------------------------------------------------------------------------------
+
+
+def test_memorisation_finds_copies_of_training_images_and_not_new_digits():
+    from gan_lightning.data.mnist import load_mnist
+    from gan_lightning.metrics.memorisation import memorisation
+
+    train, _ = load_mnist("train")
+    test, _ = load_mnist("test")
+    copies = memorisation(train[1000:1300].numpy())  # a generator that returns training digits
+    assert copies["memorised_share"] == 1 and copies["median_distance"] == 0
+    assert copies["closest"][0][2] == 0 and 1000 <= copies["closest"][0][1] < 1300
+    new = memorisation(test[5000:5300].numpy())  # digits no model saw: near the 1% the threshold allows
+    assert new["memorised_share"] < 0.05 and new["test_memorised_share"] == pytest.approx(0.01, abs=0.001)
+    shifted = memorisation(torch.roll(train[1000:1300], 3, dims=2).numpy())  # copies moved by 3 pixels still look new
+    assert shifted["memorised_share"] < 0.2
+
+
+def test_evaluate_memorisation_writes_the_share_and_the_closest_pairs(trained_run, capsys, tmp_path):
+    from PIL import Image
+
+    ckpt = trained_run("cgan") / "checkpoints" / "last.ckpt"
+    main([f"ckpt_path={ckpt}", "n=100", f"out={tmp_path / 'report.json'}", "memorisation=true"])
+    report = json.loads((tmp_path / "report.json").read_text())["memorisation"]
+    assert 0 <= report["memorised_share"] <= 1 and len(report["closest"]) == 16
+    assert Image.open(tmp_path / "report.closest.png").size == (16 * 30 + 2, 2 * 30 + 2)
+    assert "memorised share" in capsys.readouterr().out
