@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gan_lightning.config import check_writable, make_folder
+from gan_lightning.data.mnist import load_mnist
 from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
@@ -24,7 +25,6 @@ from gan_lightning.pretrained import BUNDLED
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import save_png, tile
 from gan_lightning.sampling.sampler import Sampler
-from gan_lightning.data.mnist import load_mnist
 
 REFERENCE_MAX = HELD_OUT_IMAGES  # real training images the classifier never saw
 

@@ -1,4 +1,4 @@
-"""Explore a checkpoint in the browser: `python scripts/demo.py ckpt_path=PATH [port=7860]` (needs the demo extra)."""
+"""Explore generators in the browser: `python scripts/demo.py [model=NAME | ckpt_path=PATH] [port=7860]` (needs the demo extra)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""Quality numbers of a checkpoint beside real data: `python scripts/evaluate.py ckpt_path=PATH n=10000`."""
+"""Quality numbers of a generator beside real data: `python scripts/evaluate.py [model=NAME | ckpt_path=PATH] n=10000`."""
 
 from gan_lightning.evaluate import main
 

@@ -1,4 +1,4 @@
-"""The generator of a checkpoint on its own: `python scripts/export_generator.py ckpt_path=PATH out=generator.pt`."""
+"""A generator on its own: `python scripts/export_generator.py ckpt_path=PATH out=FOLDER` (config.json + model.safetensors)."""
 
 from gan_lightning.sampling.generate import export_main
 

@@ -1,4 +1,4 @@
-"""Digits from a checkpoint: `python scripts/generate.py ckpt_path=PATH n=64 seed=0 out=DIR` (see --help)."""
+"""Digits from a generator: `python scripts/generate.py [model=cgan | ckpt_path=PATH] n=64 seed=0 out=DIR` (see --help)."""
 
 from gan_lightning.sampling.generate import main
 

@@ -15,9 +15,9 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
-from gan_lightning.pretrained import export
 from gan_lightning.config import check_writable
 from gan_lightning.errors import UserError, fail
+from gan_lightning.pretrained import export
 from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import (
     LABEL_DTYPE,
