@@ -40,6 +40,7 @@ BUNDLED_DIR = Path(__file__).parent
 # the models that ship, each in BUNDLED_DIR/<name>/, with the SHA-256 of its config.json (which holds the SHA-256
 # of its weights); `scripts/package_pretrained.py` prints it
 BUNDLED_CONFIG_SHA256: dict[str, str] = {
+    "vanilla": "7e2544c40c71037861c017ff0fb83ad9d067b06f2d75294370240bff989b2af3",
     "cgan": "c5e6311314ba0030f2a33a390744876144a80fcd8323cbe18a9a38f16fb1def4",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)

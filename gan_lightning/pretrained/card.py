@@ -72,7 +72,7 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     for key, title, fmt in PER_DIGIT:
         if ours.get(key):
             values = ", ".join(f"{d}: {'-' if v is None else fmt.format(v)}" for d, v in enumerate(ours[key]))
-            per_digit += f"\n{title.capitalize()} (this model): {values}.\n"
+            per_digit += f"\n{title[0].upper() + title[1:]} (this model): {values}.\n"
     conditional = config["generator"]["num_classes"] > 0
     example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
     cli_digit = " digit=7" if conditional else ""
