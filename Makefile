@@ -1,5 +1,5 @@
 # `make train` and `make test` set everything up on a fresh machine: a .venv with the package installed
-# editable, then train / run the whole test suite (test: with the dev and demo extras). ARGS are passed on: `make train ARGS="model=cgan"`.
+# editable, then train / lint and run the whole test suite (test: with the dev and demo extras). ARGS are passed on: `make train ARGS="model=cgan"`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,6 +27,7 @@ train: install
 	$(BIN)/python scripts/train.py $(ARGS)
 
 test: install-dev
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 
 benchmark: install

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -54,7 +55,7 @@ if not OmegaConf.has_resolver("fast_precision"):
 def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
     """(busy, total) clock ticks of these CPUs since boot, from /proc/stat; None where there is none."""
     try:
-        lines = open("/proc/stat").read().splitlines()
+        lines = Path("/proc/stat").read_text().splitlines()
     except OSError:
         return None
     busy = total = 0

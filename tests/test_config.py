@@ -83,9 +83,9 @@ def test_defaults_follow_the_dcgan_paper():
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
     # no validation split: the quality metrics would never be computed
-    (["data.val_size=0"], "data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
-                          "computed: give a positive data.val_size, or train without them: model.quality=null "
-                          "~callbacks.best_checkpoint"),
+    (["data.val_size=0"], ("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
+                           "computed: give a positive data.val_size, or train without them: model.quality=null "
+                           "~callbacks.best_checkpoint")),
     # they would crash the first validation, after a whole epoch of training
     (["model.eval_samples=1"], "model.eval_samples must be an integer from 2 to 10000, got 1"),
     (["model.eval_samples=0"], "model.eval_samples must be an integer from 2 to 10000, got 0"),

@@ -86,7 +86,7 @@ def test_download_true_downloads_before_loading_and_says_when_it_cannot(tmp_path
     data_dir = tmp_path / "taken" / "mnist"
     dm = MNISTDataModule(data_dir=str(data_dir), download=True)
     with pytest.raises(UserError) as error:
-        dm.image_shape  # read when the model is built, before Lightning's prepare_data
+        _ = dm.image_shape  # read when the model is built, before Lightning's prepare_data
     message = str(error.value)
     assert message.startswith(f"data.download=true: could not download MNIST into {data_dir} (")
     assert "data.download=true" not in message[len("data.download=true"):] and "\n" not in message

@@ -371,7 +371,8 @@ def test_a_stopped_run_leaves_out_as_it_was(trained_run, tmp_path, signum, out_e
         (out / "samples.npz").write_bytes(b"earlier samples")
     args = [f"ckpt_path={ckpt(trained_run, 'vanilla')}", f"out={out}", "n=20000000", "idx=true"]
     process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "generate.py"), *args], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_in_a_terminal)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_in_a_terminal)  # noqa: PLW1509 (no threads in this test process's child)
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".npz") and p.name.startswith(".") and p.stat().st_size > 10**6
                   for p in (out.iterdir() if out.is_dir() else ())):

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from gan_lightning.checkpoint import load_checkpoint, read_generator
-from gan_lightning.pretrained import export
 from gan_lightning.config import check_overrides, compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import UserError
 from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks import DCGANDiscriminator, MLPDiscriminator
 from gan_lightning.networks.common import MinibatchStd
+from gan_lightning.pretrained import export
 from gan_lightning.train import build, train
 from tests.conftest import compose_run
 

@@ -267,7 +267,7 @@ class GANQuality(nn.Module):
         self.features.reset()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shared_quality(device: torch.device) -> GANQuality:
     """One GANQuality per device and process, so the test-set features are computed only once."""
     return GANQuality().to(device)

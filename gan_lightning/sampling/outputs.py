@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -284,7 +285,7 @@ class Staging:
         finally:
             _Busy.active, _Busy.pending = False, None
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
