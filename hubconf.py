@@ -1,8 +1,9 @@
 """torch.hub entry points: `torch.hub.load("<owner>/gan-lightning", "cgan")` gives the bundled conditional GAN.
 
 Each returns a `gan_lightning.sampling.Sampler` (`.sample(16, digit=7, seed=0)`, `.morph`, `.walk`, `.sweep`);
-the weights ship inside the repository, so nothing is downloaded beyond it. `source` may also name your own
-checkpoint or generator folder: `torch.hub.load(repo, "generator", source="outputs/.../last.ckpt")`.
+the weights ship inside the repository, so nothing is downloaded beyond it. `generator` opens your own
+checkpoint or generator folder: `torch.hub.load(repo, "generator", path="outputs/.../last.ckpt")` (torch.hub keeps
+the name `source` for itself).
 """
 
 from gan_lightning import load_generator
@@ -25,6 +26,6 @@ def cgan(device: str = "cpu"):
     return load_generator("cgan", device)
 
 
-def generator(source: str = "cgan", device: str = "cpu"):
+def generator(path: str = "cgan", device: str = "cpu"):
     """Any generator: a bundled model's name, a training checkpoint, or a folder written by `save_pretrained`."""
-    return load_generator(source, device)
+    return load_generator(path, device)

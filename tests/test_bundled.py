@@ -39,6 +39,8 @@ def test_a_bundled_model_by_name_through_every_door(name, tmp_path, capsys):
     x = g.sample(16, digit=7 if conditional else None, seed=0)
     assert x.shape == (16, 28, 28) and x.dtype == np.uint8 and x.max() > 200 and x.min() == 0
     assert torch.hub.load(str(ROOT), name, source="local").sample(4, seed=1).tolist() == g.sample(4, seed=1).tolist()
+    by_path = torch.hub.load(str(ROOT), "generator", source="local", path=str(BUNDLED_DIR / name))
+    assert by_path.sample(4, seed=1).tolist() == g.sample(4, seed=1).tolist()
 
     generate_main([f"model={name}", "n=12", f"out={tmp_path / 'gen'}", *(["digit=3"] if conditional else [])])
     np.testing.assert_array_equal(np.load(tmp_path / "gen" / "samples.npz")["images"],
