@@ -62,7 +62,7 @@ class Explorer:
         atexit.register(shutil.rmtree, self.gif_dir, ignore_errors=True)
 
     def sampler(self, model: str) -> Sampler:
-        if model not in self.samplers:
+        if not isinstance(model, str) or model not in self.samplers:
             raise UserError(f"model must be one of {', '.join(self.samplers)}, got {model!r}")
         return self.samplers[model]
 
