@@ -90,6 +90,10 @@ def test_export_replaces_an_earlier_export_and_its_card_but_no_other_folder(trai
     err = one_line_failure(capsys, export_main, f"ckpt_path={ckpt(trained_run, 'cgan')}", f"out={tmp_path / 'mine'}")
     assert "holds other files (notes.txt)" in err
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    (tmp_path / "notes").mkdir()  # a README.md that is not an export's card stays too
+    (tmp_path / "notes" / "README.md").write_text("my notes")
+    err = one_line_failure(capsys, export_main, f"ckpt_path={ckpt(trained_run, 'cgan')}", f"out={tmp_path / 'notes'}")
+    assert "holds other files (README.md)" in err and (tmp_path / "notes" / "README.md").read_text() == "my notes"
 
 
 def _damage(folder, how: str) -> None:

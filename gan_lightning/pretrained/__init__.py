@@ -141,8 +141,9 @@ def save_pretrained(
     hash mismatch, never wrong weights."""
     assert dtype in DTYPES, dtype
     folder = check_writable(folder, "out", folder=True)
-    if folder.is_dir() and (foreign := sorted(p.name for p in folder.iterdir()
-                                             if p.name not in (CONFIG, WEIGHTS, *CARD_FILES))):
+    # an earlier export (its config.json is there) may be replaced with its card; any other folder must be empty
+    ours = (CONFIG, WEIGHTS, *CARD_FILES) if (folder / CONFIG).is_file() else ()
+    if folder.is_dir() and (foreign := sorted(p.name for p in folder.iterdir() if p.name not in ours)):
         raise UserError(f"out={folder} holds other files ({', '.join(foreign[:3])}); give a new or empty folder")
     tensors = {
         name: (value.to(DTYPES[dtype]) if value.is_floating_point() else value).detach().cpu().contiguous()
