@@ -84,6 +84,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work."""
     # (the models import the sampling code, which imports this)
     from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+    from gan_lightning.metrics.prdc import MIN_REFERENCE_IMAGES
     from gan_lightning.models.augment import parse_policy
     from gan_lightning.models.gan import CLIP_ALGORITHMS
     from gan_lightning.models.losses import LOSSES
@@ -106,8 +107,8 @@ def validate(cfg: DictConfig) -> None:
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")
-    # FID needs at least 2 samples; the real-data reference row is scored at the same n from the held-out images,
-    # so n cannot exceed them (KID's subsets are cut to n when n is smaller than kid_subset_size)
+    # FID needs at least 2 samples; the real-data row is scored at the same n (KID's subsets are cut to n when n
+    # is smaller than kid_subset_size)
     _check_int(cfg, "model.eval_samples", 2, HELD_OUT_IMAGES)
     if _value(cfg, "model.quality") is not None:
         _check_int(cfg, "model.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
@@ -118,6 +119,11 @@ def validate(cfg: DictConfig) -> None:
         raise UserError("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
                         "computed: give a positive data.val_size, or train without them: model.quality=null "
                         "~callbacks.best_checkpoint")
+    val_size = _value(cfg, "data.val_size")
+    if _value(cfg, "model.quality") is not None and 0 < val_size < MIN_REFERENCE_IMAGES:
+        raise UserError(f"data.val_size={val_size}: the quality metrics score against the validation split, and "
+                        f"its k-nearest-neighbour balls need at least {MIN_REFERENCE_IMAGES} images; give a larger "
+                        "data.val_size")
     _check_int(cfg, "trainer.max_epochs", -1)
     # the GAN steps its two optimizers itself (manual optimization), which Lightning cannot clip or accumulate for
     if _value(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):

@@ -1,8 +1,9 @@
 """`python scripts/evaluate.py [model=NAME | ckpt_path=PATH] n=10000`: how good a checkpoint's digits are, beside real data.
 
-Every number comes from the bundled MNIST classifier (gan_lightning/metrics), so they compare across runs,
-models and sweeps, but only at the same sample count: the real-data row shows what a perfect generator of n
-samples scores.
+Every number comes from the bundled MNIST classifier (gan_lightning/metrics), scored against the MNIST test set,
+so they compare across runs, models and sweeps, but only at the same sample count: the real-data row shows what a
+perfect generator of n samples scores. `memorisation=true` adds how close samples come to training images,
+`cas=true` the Classification Accuracy Score of a conditional model (it trains two classifiers).
 """
 
 import json
@@ -19,6 +20,7 @@ from gan_lightning.config import check_writable, make_folder
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.errors import UserError, fail
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
+from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED
@@ -128,11 +130,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_writable(out, "out", folder=False, example="report.json")
         sampler = Sampler.load(source, device)
         check_memorisation = conf.boolean(cfg, "memorisation")
+        cas = conf.boolean(cfg, "cas")
+        cas_n = conf.integer(cfg, "cas_n", 10, TRAIN_IMAGES)
+        cas_epochs = conf.integer(cfg, "cas_epochs", 1)
+        if cas and not sampler.conditional:
+            raise UserError(f"cas=true trains a classifier on generated digits with the labels asked for, which "
+                            f"{source} (a {sampler.describe()}) cannot be asked for: evaluate a conditional model "
+                            "(e.g. model=cgan) or drop cas")
         make_folder(out.parent, "out")  # before the minutes of scoring, not after
         report = evaluate_report(sampler, n, seed, batch_size)
         if check_memorisation:
             picture = out.with_name(out.name.removesuffix(".json") + ".closest.png")
             report["memorisation"] = memorisation_report(sampler, n, seed, picture)
+        if cas:
+            report["cas"] = classification_accuracy_score(
+                lambda count, cas_seed: labelled_samples(sampler, count, cas_seed, batch_size), cas_n, cas_epochs, seed)
         write_json(report, out)
     except UserError as e:
         fail(e)
@@ -144,7 +156,18 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{m['test_memorised_share']:.2%} of real test images are (distance {m['threshold']:.2f}); median "
               f"nearest-training distance {m['median_distance']:.2f} (test images: {m['test_median_distance']:.2f}); "
               f"closest pairs: {m['picture']}")
+    if "cas" in report:
+        c = report["cas"]
+        print(f"\nClassification Accuracy Score: {c['cas']:.4f} on the MNIST test set for a classifier trained on "
+              f"{c['n']} generated digits ({c['epochs']} epochs, {c['cas_minutes']:.1f} min); {c['real_accuracy']:.4f} "
+              f"trained the same way on {c['n']} real images ({c['real_minutes']:.1f} min)")
     print(f"\nwritten: {out}")
+
+
+def labelled_samples(sampler: Sampler, n: int, seed: int, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """n samples of a conditional model, every digit equally often: uint8 images (n, H, W) and labels (n,)."""
+    batches = list(sampler.samples(n, seed=seed, batch_size=batch_size))
+    return np.concatenate([images for images, _ in batches]), np.concatenate([labels for _, labels in batches])
 
 
 def memorisation_report(sampler: Sampler, n: int, seed: int, picture: Path) -> dict:

@@ -78,15 +78,63 @@ def test_recipe_targets_pass_and_fail_on_the_issue_thresholds():
 
 
 def test_quality_targets_pass_and_fail_on_the_quality_issue_thresholds():
-    rows = {"vanilla": {"min_class_share": 0.05}, "cgan": {"label_accuracy": 0.97, "min_class_share": 0.09}}
-    assert quality.check_targets(rows) == [
-        "PASS vanilla: every digit >= 5% of samples (min 0.050)",
-        "PASS cgan: label accuracy 0.9700 >= 0.97",
-        "PASS cgan: every digit >= 5% of samples (min 0.090)",
+    real = {"precision": (0.8, 0.01), "recall": (0.8, 0.01)}
+    models = {
+        "cgan": {"precision": (0.7201, 0.0), "recall": (0.7199, 0.0), "label_accuracy": (0.985, 0.0),
+                 "cas": (0.9751, 0.0), "real_accuracy": (0.99, 0.0),
+                 "memorised_share": (0.01, 0.0), "test_memorised_share": (0.01, 0.0)},
+        "vanilla": {"recall": (0.6001, 0.1)},
+    }
+    assert quality.check_targets(models, real) == [
+        "PASS cgan: precision 0.720 = 0.900 of the real row's 0.800 >= 0.9",
+        "FAIL cgan: recall 0.720 = 0.900 of the real row's 0.800 >= 0.9",  # 0.8999: the mean, not its rounding
+        "PASS cgan: label accuracy 0.9850 >= 0.985",
+        "PASS cgan: CAS 0.9751 within 1.5 points of the real-trained classifier's 0.9900",
+        "PASS cgan: memorised share 0.0100 <= real test images' 0.0100",
+        "PASS vanilla: recall 0.600 = 0.750 of the real row's 0.800 >= 0.75",
     ]
-    rows = {"dcgan": {"min_class_share": 0.0499}, "cgan": {"label_accuracy": 0.9699, "min_class_share": 0.1}}
-    lines = quality.check_targets(rows)
-    assert lines[0].startswith("FAIL dcgan") and lines[1].startswith("FAIL cgan: label accuracy")
+    models["cgan"].update(label_accuracy=(0.9849, 0.0), cas=(0.9740, 0.0), memorised_share=(0.0101, 0.0))
+    lines = quality.check_targets(models, real)
+    assert [line.split(":")[0] for line in lines if line.startswith("FAIL")] == ["FAIL cgan"] * 4
+
+
+def test_quality_table_gives_mean_and_std_over_seeds():
+    row = quality.aggregate([{"fid": 10.0, "precision": 0.7}, {"fid": 12.0, "precision": 0.8}, {"fid": 14.0}])
+    assert row == {"fid": (12.0, 2.0)}  # precision is not in every seed's result: no half-mean
+    table = quality.format_table({"dcgan, 10 epochs": row}).splitlines()
+    assert table[2].startswith("| dcgan, 10 epochs | 12.00 ± 2.00 | - |")
+    assert quality.mean_std([0.5]) == (0.5, 0.0)
+
+
+def test_quality_scores_are_kept_beside_the_run_and_reused(trained_run, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes((trained_run("cgan") / "checkpoints" / "last.ckpt").read_bytes())
+    record = {"checkpoint": str(checkpoint), "seed": 0}
+    scores = quality.score(record, n=100, cas_n=200, cas_epochs=1)
+    assert {"fid", "precision", "recall", "label_accuracy", "memorised_share", "test_memorised_share", "cas",
+            "real_accuracy"} <= set(scores)
+    monkeypatch.setattr(quality.Sampler, "load", lambda *a, **k: pytest.fail("scored again"))
+    assert quality.score(record, n=100, cas_n=200, cas_epochs=1) == scores
+    with pytest.raises(pytest.fail.Exception):  # other settings: scored again
+        quality.score(record, n=101, cas_n=200, cas_epochs=1)
+
+
+def test_quality_plot_draws_each_runs_validation_curves(trained_run, tmp_path):
+    from PIL import Image
+
+    curves = quality.validation_curves(trained_run("vanilla"))
+    assert set(curves) == {"fid", "precision", "recall"} and len(curves["fid"]) == 1
+    quality.plot_curves({"vanilla": {0: curves, 1: curves}, "dcgan": {0: quality.validation_curves(trained_run("dcgan"))}},
+                        tmp_path / "quality.png")
+    width, height = Image.open(tmp_path / "quality.png").size
+    assert width > height / 2 > 100
+
+
+def test_runs_of_other_seeds_go_to_their_own_folders(tmp_path):
+    assert recipes.run_folder(tmp_path, "cgan", "default", 0) == tmp_path / "cgan" / "default"
+    assert recipes.run_folder(tmp_path, "cgan", "default", 2) == tmp_path / "cgan" / "default-seed2"
 
 
 def test_side_by_side_puts_each_models_seed_grid_left_of_its_default_grid():

@@ -13,8 +13,7 @@ from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import EpochShuffledBatches, ResumableLoader, TensorBatches
 from gan_lightning.errors import UserError
-from gan_lightning.metrics import reference_row
-from tests.conftest import FAST
+from tests.conftest import FAST, validation_real_row
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = 3  # per rank, FAST's trainer.limit_train_batches
@@ -70,7 +69,7 @@ def test_ddp_validation_quality_is_logged(ddp_run):
             "val/d_real", "val/d_fake"} <= scalars
     # the real-data reference, its images split over the ranks: the same FID as one process scoring them all
     (real_fid,) = EventAccumulator(str(event_file)).Reload().Scalars("val/real_fid")
-    assert real_fid.value == pytest.approx(reference_row(200)["fid"], rel=1e-3)
+    assert real_fid.value == pytest.approx(validation_real_row(200)["fid"], rel=1e-3)
     assert (ddp_run / "checkpoints" / "best_fid.ckpt").is_file()
 
 

@@ -40,6 +40,9 @@ def test_evaluate_defaults_to_json_next_to_the_checkpoint(trained_run, tmp_path)
     (["n=20000"], "n must be an integer from 2 to 10000"),
     (["ckpt_path=/no/such.ckpt"], "not found"),
     (["bogus=1"], "unknown key 'bogus'"),
+    (["cas=true"], "cas=true trains a classifier on generated digits with the labels asked for"),
+    (["cas_n=5"], "cas_n must be an integer from 10 to 60000"),
+    (["cas_epochs=0"], "cas_epochs must be a positive integer"),
 ])
 def test_evaluate_rejects_bad_requests(trained_run, capsys, args, message):
     ckpt = trained_run("dcgan") / "checkpoints" / "last.ckpt"

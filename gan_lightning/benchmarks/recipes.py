@@ -67,6 +67,12 @@ def check_budget(done: dict, epochs: int, folder: Path) -> None:
                         f"or --at-epoch {epochs} to score its checkpoint after {epochs} epochs, if it kept one")
 
 
+def run_folder(out: Path, model: str, recipe: str, seed: int = 0) -> Path:
+    """Where a pair's run of `seed` goes: `<out>/<model>/<recipe>` for seed 0, `<recipe>-seed<seed>` beside it for
+    the others, so runs of different seeds never resume one another."""
+    return out / model / (recipe if seed == 0 else f"{recipe}-seed{seed}")
+
+
 def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False) -> dict:
     """Train one pair unless a finished run of the same recipe and budget is already in its folder; returns
     what `result.json` records (overrides, epochs, seed, the resolved recipe, minutes, checkpoint).
@@ -74,7 +80,7 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     `result.json` is written when the run starts and completed when it ends, so an unfinished run is known by
     its recipe too. A folder holding a run of another recipe is an error unless `retrain`: scoring it would
     put an old recipe's numbers under today's name."""
-    folder = out / model / recipe
+    folder = run_folder(out, model, recipe, seed)
     cfg = run_config(model, recipe, epochs, seed, folder)
     record = {"overrides": overrides(model, recipe), "epochs": epochs, "seed": seed, "recipe": resolved_recipe(cfg)}
     result_file, last = folder / "result.json", folder / "checkpoints" / "last.ckpt"
@@ -161,13 +167,13 @@ def benchmark(argv=None) -> None:
     if args.at_epoch is not None:  # a look at unfinished runs, side by side at the same epoch
         records = {}
         for model, recipe in pairs:
-            checkpoint = args.out / model / recipe / "checkpoints" / f"epoch_{args.at_epoch - 1:03d}.ckpt"
+            folder = run_folder(args.out, model, recipe, args.seed)
+            checkpoint = folder / "checkpoints" / f"epoch_{args.at_epoch - 1:03d}.ckpt"
             if not checkpoint.exists():
                 parser.error(f"no checkpoint after {args.at_epoch} epochs for {model}/{recipe}: {checkpoint}")
-            result_file = args.out / model / recipe / "result.json"
+            result_file = folder / "result.json"
             done = json.loads(result_file.read_text()) if result_file.exists() else {}
             if "recipe" in done:  # (runs from before recipes were recorded are taken as they are)
-                folder = args.out / model / recipe
                 expected = resolved_recipe(run_config(model, recipe, args.at_epoch, args.seed, folder))
                 check_recipe(done, expected, folder, model, recipe)
             records[model, recipe] = {"overrides": overrides(model, recipe), "checkpoint": str(checkpoint)}

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 PR_K, DC_K = 3, 5  # the papers' choices
+MIN_REFERENCE_IMAGES = max(PR_K, DC_K) + 1  # every real image needs k others to reach its k-th neighbour
 
 
 def _distances(a: Tensor, b: Tensor) -> Tensor:

@@ -3,8 +3,9 @@
 Every evaluation returns one flat dict:
 
     num_samples               images evaluated
-    fid                       Fréchet distance to the MNIST test set in classifier-feature space (lower is better)
-    kid_mean, kid_std         kernel (polynomial MMD) distance to the test set over random subsets (lower is better)
+    fid                       Fréchet distance to the reference set in classifier-feature space (lower is better)
+    kid_mean, kid_std         kernel (polynomial MMD) distance to the reference set over random subsets (lower is
+                              better)
     mnist_score               exp(E_x KL(p(y|x) || p(y))): the Inception Score with the MNIST classifier;
                               10 = every image a confident digit and all digits equally common, 1 = no information
     confidence                mean max-probability of the classifier
@@ -13,16 +14,18 @@ Every evaluation returns one flat dict:
     class_entropy             entropy of class_share in nats (ln 10 = 2.303 when perfectly balanced)
     label_accuracy            only with requested labels: share of images read as the digit that was asked for
     label_accuracy_per_class  only with requested labels: list of 10 (NaN for a digit never asked for)
-    precision, recall         improved precision and recall (k = 3): the share of images inside the test set's
-                              feature manifold (fidelity), and of test images inside theirs (diversity)
+    precision, recall         improved precision and recall (k = 3): the share of images inside the reference set's
+                              feature manifold (fidelity), and of reference images inside theirs (diversity)
     density, coverage         (k = 5) how crowded the images are around real ones (~1 for real data), and the
-                              share of test images with an image near them (see prdc.py)
+                              share of reference images with an image near them (see prdc.py)
     fid_per_digit             list of 10: FID of each digit's images (the digit asked for, or the classifier's
-                              reading) against the test images of that digit (NaN for fewer than 2 images)
+                              reading) against the reference images of that digit (NaN for fewer than 2 images)
 
-FID/KID depend on the sample count, so compare a model only with the real-data row of the same size
-(`reference_row`), computed on train-split images the classifier never saw. Both are on the scale of this
-classifier's features: not comparable with Inception-based numbers from papers.
+The reference set is the MNIST test set (`evaluate.py`, the benchmarks), or, during training, the validation
+split the GAN never trains on (`GANQuality.use_reference`), so that nothing a run selects by is scored on the
+test set. FID/KID depend on the sample count, so compare a model only with the real-data row of the same size
+(`reference_row`, `real_row`). Both are on the scale of this classifier's features: not comparable with
+Inception-based numbers from papers.
 """
 
 import functools
@@ -159,7 +162,8 @@ class GANQuality(nn.Module):
 
     For a LightningModule's validation: `update(fake, labels)` in each step, `compute()` and `reset()` at the epoch
     end. The classifier is a frozen submodule (eval mode, no gradients, not in the state_dict) and moves with the
-    parent to any device. Real MNIST test images are featurized once, at the first `compute()`, and kept by `reset()`.
+    parent to any device. The reference images (the MNIST test set, unless `use_reference` gave others) are
+    featurized once, at the first `compute()`, and kept by `reset()`.
     """
 
     def __init__(
@@ -191,6 +195,7 @@ class GANQuality(nn.Module):
         self.outputs = ClassifierOutputs()
         self.features = FeatureSets()
         self._real_radii: dict[int, Tensor] | None = None  # k-NN radii of the reference set, computed once
+        self._reference: tuple[Tensor, Tensor] | None = None  # uint8 images and labels; None: the test set
 
     @property
     def device(self) -> torch.device:
@@ -218,10 +223,17 @@ class GANQuality(nn.Module):
             self.outputs.update(probs, requested)
             self.features.update(features, probs.argmax(1) if requested is None else requested, real=False)
 
+    def use_reference(self, images: Tensor, labels: Tensor) -> None:
+        """Score against these real images (uint8 (N, 28, 28)) and their labels (N,) instead of the MNIST test set.
+        Before the first `compute()`; under DDP every rank passes the whole set."""
+        assert self.fid.real_features_num_samples == 0, "the reference set is featurized already"
+        assert images.dtype == torch.uint8 and images.shape[1:] == IMAGE_SHAPE[1:] and len(images) == len(labels)
+        self._reference = images, labels
+
     def _add_real_images(self) -> None:
-        """Featurize the MNIST test set once; both metrics keep these features across reset(). Under DDP each
-        rank takes its share of the test set, so the states synced over ranks hold it exactly once."""
-        images, labels = load_mnist("test")
+        """Featurize the reference set once; both metrics keep these features across reset(). Under DDP each rank
+        takes its share of it, so the states synced over ranks hold it exactly once."""
+        images, labels = self._reference if self._reference is not None else load_mnist("test")
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
             images, labels = images[rank::world_size], labels[rank::world_size]
@@ -283,20 +295,38 @@ def evaluate_images(images: Tensor, requested_labels: Tensor | None = None) -> d
     return result
 
 
+def draw(images: Tensor, labels: Tensor, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """A seeded draw of n of the images (N, ...) and their labels (N,), without replacement."""
+    assert 0 < n <= len(labels), f"cannot draw {n} of {len(labels)} images"
+    index = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]  # (n,)
+    return images[index], labels[index]
+
+
 def held_out_images(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """n real images the classifier never saw (a seeded draw from the held-out train split), (n, 1, 28, 28) in
-    [-1, 1], and their labels (n,)."""
+    """n real images the classifier never saw (a seeded draw from the held-out train split), uint8 (n, 28, 28),
+    and their labels (n,)."""
     images, labels = load_mnist("train")
     available = len(labels) - HELD_OUT_START
     if not 2 <= n <= available:
         raise UserError(f"the real-data reference row needs 2 to {available} images, got {n}")
-    generator = torch.Generator().manual_seed(seed)
-    index = HELD_OUT_START + torch.randperm(available, generator=generator)[:n]  # (n,)
-    return to_model_range(images[index]), labels[index]
+    return draw(images[HELD_OUT_START:], labels[HELD_OUT_START:], n, seed)
+
+
+def real_row(images: Tensor, labels: Tensor, reference: tuple[Tensor, Tensor] | None = None,
+             device: str | torch.device = "cpu") -> dict:
+    """The quality dict of real images (uint8 (n, 28, 28)) with their true labels asked for, against `reference`
+    (uint8 images and labels; None: the MNIST test set): what a perfect generator of n samples scores."""
+    quality = GANQuality().to(device) if reference is not None else _shared_quality(torch.device(device))
+    if reference is not None:
+        quality.use_reference(*reference)
+    quality.reset()
+    quality.update(to_model_range(images).to(device), labels.to(device))
+    result = quality.compute()
+    quality.reset()
+    return result
 
 
 def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
-    """The same dict for n real held-out images with their true labels: what a perfect generator of n samples
-    would score."""
-    images, labels = held_out_images(n, seed)
-    return evaluate_images(images.to(device), requested_labels=labels.to(device))
+    """The real-data row of `evaluate.py`: n held-out training images the classifier never saw, against the test
+    set."""
+    return real_row(*held_out_images(n, seed), device=device)

@@ -62,6 +62,44 @@ def accuracy(model: MNISTClassifier, images: Tensor, labels: Tensor, batch_size:
     return correct / len(labels)
 
 
+def fit_classifier(
+    images: Tensor,
+    labels: Tensor,
+    epochs: int,
+    seed: int = 0,
+    batch_size: int = 128,
+    max_lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    after_epoch=None,
+) -> MNISTClassifier:
+    """A fresh `MNISTClassifier` trained on images (N, 1, 28, 28) in [-1, 1] with their labels (N,): AdamW with a
+    one-cycle learning rate, a random affine augmentation per image, seeded (weights, order, augmentation).
+    `after_epoch(model, epoch, mean_loss)` is called after each epoch. The recipe of the bundled classifier, and of
+    the Classification Accuracy Score's classifiers (cas.py)."""
+    assert epochs >= 1 and len(images) == len(labels) > 0
+    torch.manual_seed(seed)  # weight init and dropout
+    generator = torch.Generator().manual_seed(seed)  # data order and augmentation
+    model = MNISTClassifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(labels) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(labels), generator=generator)
+        total_loss = 0.0
+        for batch in order.split(batch_size):
+            x = random_affine(images[batch], generator)
+            loss = F.cross_entropy(model(x), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(batch)
+        if after_epoch is not None:
+            after_epoch(model, epoch, total_loss / len(labels))
+    return model.eval()
+
+
 def train_classifier(
     epochs: int = 12,
     seed: int = 0,
@@ -94,30 +132,14 @@ def train_classifier(
     test_images, test_labels = load_mnist("test")
     test_x = to_model_range(test_images)
 
-    torch.manual_seed(seed)  # weight init and dropout
-    generator = torch.Generator().manual_seed(seed)  # data order and augmentation
-    model = MNISTClassifier()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(train_y) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
-
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(train_y), generator=generator)
-        total_loss = 0.0
-        for batch in order.split(batch_size):
-            x = random_affine(train_x[batch], generator)
-            loss = F.cross_entropy(model(x), train_y[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total_loss += loss.item() * len(batch)
+    def watch(model: MNISTClassifier, epoch: int, mean_loss: float) -> None:
+        nonlocal held_accuracy
         held_accuracy = accuracy(model, held_x, held_y)
-        log(
-            f"epoch {epoch}/{epochs}: loss {total_loss / len(train_y):.4f}, held-out accuracy {held_accuracy:.4f} "
-            f"({time.perf_counter() - started:.0f} s)"
-        )
+        log(f"epoch {epoch}/{epochs}: loss {mean_loss:.4f}, held-out accuracy {held_accuracy:.4f} "
+            f"({time.perf_counter() - started:.0f} s)")
+
+    held_accuracy = math.nan
+    model = fit_classifier(train_x, train_y, epochs, seed, batch_size, max_lr, weight_decay, after_epoch=watch)
 
     test_accuracy = accuracy(model, test_x, test_labels)
     log(f"test accuracy {test_accuracy:.4f}")

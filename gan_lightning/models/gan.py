@@ -18,8 +18,8 @@ from torch.optim import Optimizer
 
 from gan_lightning.errors import TrainingDiverged, UserError
 from gan_lightning.metrics import GANQuality
-from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
-from gan_lightning.metrics.quality import held_out_images
+from gan_lightning.metrics.classifier import to_model_range
+from gan_lightning.metrics.quality import draw
 from gan_lightning.models.augment import diff_augment, parse_policy
 from gan_lightning.models.divergence import DivergenceWatch
 from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
@@ -306,6 +306,8 @@ class GAN(L.LightningModule):
             # conditional: every digit asked for equally often (over all ranks together)
             labels = torch.arange(start, start + n, device=self.device) % self.hparams.num_classes if self.conditional else None
             self.quality.update(generator(z, labels), labels)
+        if self._real_metrics is None:  # the first validation of this process
+            self.quality.use_reference(*self._validation_images())
         metrics = self.quality.compute()
         self.quality.reset()
         if self._real_metrics is None:
@@ -314,14 +316,22 @@ class GAN(L.LightningModule):
         self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k in LOGGED_QUALITY})
         self.log_dict({f"val/real_{k}": float(v) for k, v in self._real_metrics.items() if k in LOGGED_QUALITY})
 
+    def _validation_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference set of the validation metrics: the data module's validation split, real images the GAN
+        never trains on, uint8 (N, 28, 28) on the CPU, with their labels (N,). The test set stays for reporting."""
+        val_set = getattr(self.trainer.datamodule, "val_set", None)
+        assert val_set is not None, "the validation metrics need a data module with a validation split (val_set)"
+        return val_set.images.cpu(), val_set.labels.cpu()
+
     def _score_real_images(self) -> dict:
-        """The reference: the same metrics for eval_samples real held-out images (at most the 10,000 there are;
-        true labels asked for), what a perfect generator would score at this sample count. Scored once per run,
-        split over ranks like the fakes."""
-        n = min(self.hparams.eval_samples, HELD_OUT_IMAGES)
+        """The real-data row: the same metrics for eval_samples real images the GAN trains on (a seeded draw from
+        the training split; true labels asked for) against the same validation split, what a perfect generator
+        would score at this sample count. Scored once per run, split over ranks like the fakes."""
+        train_set = self.trainer.datamodule.train_set
+        n = min(self.hparams.eval_samples, len(train_set.labels))
         first, last = n * self.global_rank // self.trainer.world_size, n * (self.global_rank + 1) // self.trainer.world_size
-        images, labels = held_out_images(n, seed=self.hparams.sample_seed)
-        images, labels = images[first:last].to(self.device), labels[first:last].to(self.device)
+        images, labels = draw(train_set.images.cpu(), train_set.labels.cpu(), n, seed=self.hparams.sample_seed)
+        images, labels = to_model_range(images[first:last]).to(self.device), labels[first:last].to(self.device)
         self.quality.update(images, labels if self.conditional else None)
         metrics = self.quality.compute()
         self.quality.reset()
