@@ -12,6 +12,7 @@ import torch
 from gan_lightning import load_generator, pretrained
 from gan_lightning.evaluate import COLUMNS, evaluate_report
 from gan_lightning.evaluate import main as evaluate_main
+from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
 from gan_lightning.sampling.generate import export_main
 from gan_lightning.sampling.generate import main as generate_main
@@ -93,3 +94,22 @@ def test_the_model_card_tells_what_the_shipped_weights_score(name):
         if key in card["model"]:
             assert re.search(rf"\| this model \([0-9]+ epochs\) \|.*\b{re.escape(fmt.format(card['model'][key]))}\b", text)
     assert card["training"]["command"] in text and card["training"]["commit"] in text
+    fresh_share = memorisation(load_generator(name).sample(card["n"], seed=card["seed"]))["memorised_share"]
+    assert fresh_share == pytest.approx(card["memorisation"]["memorised_share"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_run, tmp_path):
+    from gan_lightning.pretrained.card import package
+
+    out = package(trained_run("cgan"), "cgan", tmp_path / "cgan", commit="abc1234", machine="a test machine",
+                  dtype="float16", cas_n=200, cas_epochs=1)
+    assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG, WEIGHTS, *pretrained.CARD_FILES])
+    numbers = json.loads((out / "eval.json").read_text())
+    assert 0 <= numbers["memorisation"]["memorised_share"] <= 1
+    assert numbers["cas"]["n"] == 200 and 0 <= numbers["cas"]["cas"] <= 1
+    card = (out / "README.md").read_text()
+    assert "abc1234" in card and "a test machine" in card and numbers["training"]["command"] in card
+    assert f"{numbers['memorisation']['memorised_share']:.4f} of the samples" in card
+    assert f"scores {numbers['cas']['cas']:.4f} on the MNIST test set" in card
+    assert load_generator(out).sample(4, digit=3, seed=1).shape == (4, 28, 28)

@@ -19,13 +19,16 @@ import yaml
 
 from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.errors import UserError, fail
-from gan_lightning.evaluate import COLUMNS, PER_DIGIT, evaluate_report, write_json
+from gan_lightning.evaluate import COLUMNS, PER_DIGIT, evaluate_report, labelled_samples, write_json
+from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
+from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, MODELS, WEIGHTS, sha256
 from gan_lightning.sampling.outputs import sample_grid, save_png
 from gan_lightning.sampling.sampler import Sampler
 
 DEFAULT_BUDGET = 10  # epochs: the default recipe's budget (conf/trainer/default.yaml), the row the card compares with
 EVAL_N, EVAL_SEED = 10_000, 0
+CAS_N, CAS_EPOCHS = TRAIN_IMAGES, 3  # evaluate.py's cas defaults
 GRID_SEED = 0
 
 DESCRIPTIONS = {
@@ -73,6 +76,19 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
         if ours.get(key):
             values = ", ".join(f"{d}: {'-' if v is None else fmt.format(v)}" for d, v in enumerate(ours[key]))
             per_digit += f"\n{title[0].upper() + title[1:]} (this model): {values}.\n"
+    remembered = numbers["memorisation"]
+    per_digit += (f"\nMemorised share (`evaluate.py memorisation=true`): {remembered['memorised_share']:.4f} of the samples lie "
+                  f"closer to an MNIST training image than the closest 1% of real test images do "
+                  f"({remembered['test_memorised_share']:.4f} of those by construction); median distance to the nearest "
+                  f"training image {remembered['median_distance']:.2f} (test images: "
+                  f"{remembered['test_median_distance']:.2f}).\n")
+    if "cas" in numbers:
+        cas = numbers["cas"]
+        per_digit += (f"\nClassification Accuracy Score (`evaluate.py model={name} cas=true`): a classifier of the bundled "
+                      f"architecture trained on {cas['n']:,} of this model's digits for {cas['epochs']} epochs scores "
+                      f"{cas['cas']:.4f} on the MNIST test set, against {cas['real_accuracy']:.4f} for the same training "
+                      f"on {cas['n']:,} real images ({cas['cas_minutes'] + cas['real_minutes']:.0f} minutes for the two "
+                      f"on the machine below; not recomputed by the tests for that reason).\n")
     conditional = config["generator"]["num_classes"] > 0
     example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
     cli_digit = " digit=7" if conditional else ""
@@ -110,7 +126,7 @@ python scripts/demo.py model={name}
 
 ## Training
 
-- Command: `{training["command"]}` (the default recipe of `model={name}`, see `conf/model/{name}.yaml`)
+- Command: `{training["command"]}` (the recipe of `conf/model/{name}.yaml` at that commit, with these overrides)
 - Code: gan-lightning commit `{training["commit"]}`
 - {epochs} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
   on {training["machine"]}
@@ -143,7 +159,8 @@ weights and code of gan-lightning are under the MIT licence.
 """
 
 
-def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtype: str) -> Path:
+def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtype: str, cas_n: int = CAS_N,
+            cas_epochs: int = CAS_EPOCHS) -> Path:
     training = run_record(run_dir)
     training.update(commit=commit, machine=machine)
     Sampler.load(run_dir / "checkpoints" / "last.ckpt").save_pretrained(out, dtype=dtype)
@@ -151,6 +168,11 @@ def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtyp
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],
                "training": training, "weights_bytes": (out / WEIGHTS).stat().st_size}
+    remembered = memorisation(shipped.sample(EVAL_N, seed=EVAL_SEED))
+    numbers["memorisation"] = {k: v for k, v in remembered.items() if k != "closest"}
+    if shipped.conditional:
+        numbers["cas"] = classification_accuracy_score(
+            lambda count, seed: labelled_samples(shipped, count, seed), cas_n, cas_epochs, EVAL_SEED)
     budget = run_dir / "checkpoints" / f"epoch_{DEFAULT_BUDGET - 1:03d}.ckpt"
     if budget.is_file() and training["epochs"] > DEFAULT_BUDGET:
         numbers["at_default_budget"] = evaluate_report(Sampler.load(budget), EVAL_N, EVAL_SEED)["model"]
