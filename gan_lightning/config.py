@@ -104,6 +104,14 @@ def validate(cfg: DictConfig) -> None:
     if isinstance(augment, DictConfig | ListConfig):
         augment = OmegaConf.to_container(augment, resolve=True)
     parse_policy(augment)
+    class_weight = _value(cfg, "model.class_loss_weight")
+    if class_weight is not None and not (isinstance(class_weight, Real) and not isinstance(class_weight, bool)
+                                         and class_weight >= 0):
+        raise UserError(f"model.class_loss_weight must be a number >= 0 (0 = off), got {class_weight!r}")
+    if class_weight and not (_value(cfg, "model.conditional")
+                             and "DCGANDiscriminator" in str(_value(cfg, "model.discriminator._target_"))):
+        raise UserError("model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's discriminator, which has a "
+                        "class head: use model=cgan, or set model.class_loss_weight=0")
     if _value(cfg, "model.loss") == "wgan-gp" and _value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")

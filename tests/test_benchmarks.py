@@ -23,7 +23,9 @@ from gan_lightning.data import MNISTDataModule
     ["model.gradient_clip_val=0.05"],
     ["model=dcgan", "model.generator.ngf=8", "model.discriminator.ndf=8"],
     ["model.augment=[translation,cutout]", "model.loss=wgan-gp"],
-], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur", "clipped", "dcgan-channels-last", "diffaugment-wgan-gp"])
+    ["model=cgan", "model.generator.ngf=8", "model.discriminator.ndf=8", "model.class_loss_weight=0.5"],
+], ids=["bce", "hinge-sn-ema-dsteps", "wgan-gp-ttur", "clipped", "dcgan-channels-last", "diffaugment-wgan-gp",
+        "cgan-class-loss"])
 def test_bare_loop_takes_exactly_the_steps_of_the_project_loop(recipe):
     """Same initial weights, same batches, same seed: both loops end with the same weights, so the throughput
     benchmark compares like with like."""

@@ -86,6 +86,9 @@ def test_defaults_follow_the_dcgan_paper():
     (["data.val_size=0"], ("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
                            "computed: give a positive data.val_size, or train without them: model.quality=null "
                            "~callbacks.best_checkpoint")),
+    (["model.class_loss_weight=-1"], "model.class_loss_weight must be a number >= 0 (0 = off), got -1"),
+    (["model=dcgan", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
+    (["model=vanilla", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
     # the validation metrics' reference set: too small for the k-nearest-neighbour balls of precision and recall
     (["data.val_size=5"], ("data.val_size=5: the quality metrics score against the validation split, and its "
                            "k-nearest-neighbour balls need at least 6 images; give a larger data.val_size")),

@@ -9,7 +9,7 @@ from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import check_overrides, compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import UserError
-from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
+from gan_lightning.models.losses import class_loss, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks import DCGANDiscriminator, MLPDiscriminator
 from gan_lightning.networks.common import MinibatchStd
 from gan_lightning.pretrained import export
@@ -239,11 +239,34 @@ def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
     ["model=vanilla", "model.loss=wgan-gp", "model.d_steps=2"],
     ["model=cgan", "model.discriminator.conditioning=projection", "model.loss=hinge"],
     ["model=vanilla", "model.discriminator.minibatch_std=4"],
-], ids=["dcgan-hinge-sn", "vanilla-wgan-gp", "cgan-projection", "vanilla-minibatch-std"])
+    ["model=cgan", "model.class_loss_weight=1.0"],
+], ids=["dcgan-hinge-sn", "vanilla-wgan-gp", "cgan-projection", "vanilla-minibatch-std", "cgan-class-loss"])
 def test_each_recipe_trains_a_few_real_batches(tmp_path, overrides):
     metrics = train(compose_run(tmp_path, *overrides, "model.ema_decay=0.9"))
     assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics.items() if k.startswith("train/"))
     assert "val/fid" in metrics
+
+
+def test_the_class_loss_gives_d_a_class_head_learnt_on_real_digits_and_g_its_reading(tmp_path):
+    metrics = train(compose_run(tmp_path, "model=cgan", "model.class_loss_weight=1.0", "trainer.limit_train_batches=6"))
+    assert metrics["train/d_class_loss"] > 0 and metrics["train/g_class_loss"] > 0
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["networks"]["discriminator"]["class_head"] is True  # the checkpoint rebuilds the head
+    assert any(k.startswith("discriminator.class_head.") for k in checkpoint["state_dict"])
+    export(tmp_path / "checkpoints" / "last.ckpt", tmp_path / "export")  # the generator exports as any other
+
+
+def test_class_loss_is_the_cross_entropy_of_the_class_head():
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, ndf=8, class_head=True, conditioning="projection").eval()
+    x, labels = torch.randn(6, *IMAGE_SHAPE), torch.arange(6)
+    logits, classes = d.scores(x, labels)
+    assert logits.shape == (6,) and classes.shape == (6, 10)
+    assert torch.equal(d(x, labels), logits)  # forward is the real/fake logit alone
+    assert class_loss(classes, labels).item() == pytest.approx(torch.nn.functional.cross_entropy(classes, labels).item())
+    assert DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, ndf=8).scores(x, labels)[1] is None
+    with pytest.raises(ValueError, match="conditional GAN only"):
+        DCGANDiscriminator(IMAGE_SHAPE, num_classes=0, ndf=8, class_head=True)
 
 
 def test_d_steps_takes_that_many_d_steps_per_g_step(tmp_path):

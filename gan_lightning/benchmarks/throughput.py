@@ -39,7 +39,7 @@ from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import to_unit_range
 from gan_lightning.models.augment import diff_augment
-from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
+from gan_lightning.models.losses import class_loss, discriminator_loss, generator_loss, gradient_penalty
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
 PRECISIONS = {"32-true": (None, False), "32": (None, False), "bf16-mixed": (torch.bfloat16, False),
@@ -162,6 +162,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
     loss, d_steps, augment = gan.hparams.loss, gan.hparams.d_steps, gan.augment
+    class_weight = gan.hparams.get("class_loss_weight", 0.0)
     clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
 
     def clip(optimizer):  # as GAN.on_before_optimizer_step does through Lightning's clip_gradients
@@ -192,8 +193,12 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             for p in generator.parameters():
                 p.requires_grad_(False)
             real, fake_seen = diff_augment(real, augment), diff_augment(fake.detach(), augment)
-            d_real, d_fake = discriminator(real, real_labels), discriminator(fake_seen, fake_labels)
+            d_real, real_classes = discriminator.scores(real, real_labels) if class_weight else (
+                discriminator(real, real_labels), None)
+            d_fake = discriminator(fake_seen, fake_labels)
             d_loss = discriminator_loss(loss, d_real, d_fake)
+            if class_weight:
+                d_loss = d_loss + class_weight * class_loss(real_classes, real_labels)
             if loss == "wgan-gp":
                 d_loss = d_loss + gan.hparams.gp_weight * gradient_penalty(discriminator, real, fake_seen, real_labels)
             opt_d.zero_grad(set_to_none=True)
@@ -207,7 +212,12 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             if g_step:
                 for p in discriminator.parameters():
                     p.requires_grad_(False)
-                g_loss = generator_loss(loss, discriminator(diff_augment(fake, augment), fake_labels))
+                fake_seen = diff_augment(fake, augment)
+                g_fake, fake_classes = discriminator.scores(fake_seen, fake_labels) if class_weight else (
+                    discriminator(fake_seen, fake_labels), None)
+                g_loss = generator_loss(loss, g_fake)
+                if class_weight:
+                    g_loss = g_loss + class_weight * class_loss(fake_classes, fake_labels)
                 opt_g.zero_grad(set_to_none=True)
                 scaler.scale(g_loss).backward()
                 clip(opt_g)

@@ -22,7 +22,7 @@ from gan_lightning.metrics.classifier import to_model_range
 from gan_lightning.metrics.quality import draw
 from gan_lightning.models.augment import diff_augment, parse_policy
 from gan_lightning.models.divergence import DivergenceWatch
-from gan_lightning.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
+from gan_lightning.models.losses import LOSSES, class_loss, discriminator_loss, generator_loss, gradient_penalty
 from gan_lightning.networks.spec import network_spec
 
 # how `gradient_clip_val` clips: the gradients' total norm, or each value (Lightning's names)
@@ -50,7 +50,8 @@ class GAN(L.LightningModule):
     an exponential moving average of G's weights (`generator_ema`), which sampling, validation metrics and
     export use; `augment` names the differentiable augmentations (`translation`, `cutout`: a list, or one string
     separated by commas; None = none) that every training input of D goes through, real and fake alike, in the D
-    step and in the G step (DiffAugment); `compile` compiles both networks with torch.compile; `channels_last` keeps
+    step and in the G step (DiffAugment); `class_loss_weight` > 0 (conditional GAN) gives D a class head and adds
+    AC-GAN's auxiliary classification loss, learnt by D on real digits and by G on its own; `compile` compiles both networks with torch.compile; `channels_last` keeps
     the convolutions' weights (and so their activations) in the channels-last memory format.
     """
 
@@ -74,6 +75,7 @@ class GAN(L.LightningModule):
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
         augment: str | Sequence[str] | None = None,
+        class_loss_weight: float = 0.0,
         compile: bool = False,
         channels_last: bool = False,
     ):
@@ -91,16 +93,21 @@ class GAN(L.LightningModule):
         if gradient_clip_algorithm not in CLIP_ALGORITHMS:
             raise UserError(f"model.gradient_clip_algorithm must be one of {', '.join(CLIP_ALGORITHMS)}, "
                             f"got {gradient_clip_algorithm!r}")
+        if class_loss_weight < 0 or class_loss_weight and not conditional:
+            raise UserError(f"model.class_loss_weight={class_loss_weight}: the auxiliary class loss (AC-GAN) takes a "
+                            "weight >= 0 and a conditional GAN (model=cgan)")
         self.augment = parse_policy(augment)
         self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
         # the label input of both networks: 0 classes makes them unconditional
         label_classes = num_classes if conditional else 0
+        # AC-GAN: D also classifies the digits (a class head beside its real/fake logit)
+        d_extra = {"class_head": True} if class_loss_weight else {}
         self.networks = {
             "generator": network_spec(generator, noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes),
-            "discriminator": network_spec(discriminator, image_shape=image_shape, num_classes=label_classes),
+            "discriminator": network_spec(discriminator, image_shape=image_shape, num_classes=label_classes, **d_extra),
         }
         self.generator = generator(noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes)
-        self.discriminator = discriminator(image_shape=image_shape, num_classes=label_classes)
+        self.discriminator = discriminator(image_shape=image_shape, num_classes=label_classes, **d_extra)
         if loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules()):
             raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                             "mixes across the batch: set model.discriminator.batch_norm=false")
@@ -172,10 +179,18 @@ class GAN(L.LightningModule):
         # D step: real vs detached fake, each through its own draw of the augmentation (when there is one)
         self.toggle_optimizer(opt_d)
         real, fake_seen = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
-        d_real = self.discriminator(real, real_labels)  # (B,) logits
+        class_weight = self.hparams.class_loss_weight
+        if class_weight:  # AC-GAN: D also learns to classify the real digits
+            d_real, real_classes = self.discriminator.scores(real, real_labels)  # (B,) logits, (B, K)
+        else:
+            d_real = self.discriminator(real, real_labels)  # (B,) logits
         d_fake = self.discriminator(fake_seen, fake_labels)
         d_loss = discriminator_loss(loss, d_real, d_fake)
         logs = {"train/d_loss": d_loss.detach()}
+        if class_weight:
+            d_class_loss = class_loss(real_classes, real_labels)
+            d_loss = d_loss + class_weight * d_class_loss
+            logs["train/d_class_loss"] = d_class_loss.detach()
         if loss == "wgan-gp":  # between the images D saw
             penalty = gradient_penalty(self.discriminator, real, fake_seen, real_labels)
             d_loss = d_loss + self.hparams.gp_weight * penalty
@@ -188,14 +203,23 @@ class GAN(L.LightningModule):
 
         if g_step:  # G step against the updated D, its gradient flowing back through a new draw of the augmentation
             self.toggle_optimizer(opt_g)
-            g_loss = generator_loss(loss, self.discriminator(diff_augment(fake, self.augment), fake_labels))
+            fake_seen = diff_augment(fake, self.augment)
+            if class_weight:  # AC-GAN: G is also scored on D's reading of the digit it was asked for
+                g_fake, fake_classes = self.discriminator.scores(fake_seen, fake_labels)
+                g_class_loss = class_loss(fake_classes, fake_labels)
+                logs["train/g_class_loss"] = g_class_loss.detach()
+            else:
+                g_fake = self.discriminator(fake_seen, fake_labels)
+            g_loss = generator_loss(loss, g_fake)
+            logs["train/g_loss"] = g_loss.detach()
+            if class_weight:
+                g_loss = g_loss + class_weight * g_class_loss
             self._watch_finite("g_loss", g_loss, batch_idx)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             self._update_ema()
-            logs["train/g_loss"] = g_loss.detach()
 
         for name, value in logs.items():  # for the epoch means (an addition on the device, no read)
             total, count = self._epoch_totals.get(name, (0.0, 0))

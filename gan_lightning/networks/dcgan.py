@@ -78,7 +78,8 @@ class DCGANDiscriminator(nn.Module):
     `conditioning="concat"` feeds one-hot label maps with the image; `"projection"` adds <embed(y), h> to the
     logit instead, h being the features the final layer sees (a projection discriminator). `minibatch_std` > 0
     appends the standard deviation over groups of that many images as one more channel before the last strided
-    conv (ProGAN), against mode collapse.
+    conv (ProGAN), against mode collapse. `class_head` adds a linear classifier of the same features, K class
+    logits per image (`scores`), for the auxiliary classification loss of AC-GAN (Odena et al., 2017).
     """
 
     def __init__(
@@ -91,9 +92,12 @@ class DCGANDiscriminator(nn.Module):
         conditioning: str = "concat",
         n_extra_layers: int = 0,
         minibatch_std: int = 0,
+        class_head: bool = False,
     ):
         super().__init__()
         check_dims(num_classes=num_classes)
+        if class_head and not num_classes:
+            raise ValueError("a class head needs the classes: it is for the conditional GAN only")
         _check_extra_layers(n_extra_layers)
         check_conditioning(conditioning)
         channels, side, _ = _check_image_shape(image_shape)
@@ -124,11 +128,16 @@ class DCGANDiscriminator(nn.Module):
         )
         features = ndf * 2 * (side // 4) ** 2
         self.projection = Projection(num_classes, features) if num_classes and conditioning == "projection" else None
+        self.class_head = nn.Linear(features, num_classes) if class_head else None
         self.apply(dcgan_init)
         if spectral_norm:
             apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scores(x, labels)[0]
+
+    def scores(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The real/fake logit of each image (B,) and, with a class head, its class logits (B, K)."""
         if self.concat_labels:
             b, _, h, w = x.shape
             maps = one_hot(labels, self.num_classes, x)[:, :, None, None].expand(b, self.num_classes, h, w)
@@ -137,4 +146,4 @@ class DCGANDiscriminator(nn.Module):
         logits = self.net[-1](features).view(-1)  # (B,)
         if self.projection is not None:
             logits = logits + self.projection(features.flatten(1), labels)
-        return logits
+        return logits, None if self.class_head is None else self.class_head(features.flatten(1))
