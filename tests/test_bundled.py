@@ -103,13 +103,14 @@ def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_
     from gan_lightning.pretrained.card import package
 
     out = package(trained_run("cgan"), "cgan", tmp_path / "cgan", commit="abc1234", machine="a test machine",
-                  dtype="float16", cas_n=200, cas_epochs=1)
+                  dtype="float16", cas_n=200, cas_epochs=1, checkpoint="best")
     assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG, WEIGHTS, *pretrained.CARD_FILES])
     numbers = json.loads((out / "eval.json").read_text())
     assert 0 <= numbers["memorisation"]["memorised_share"] <= 1
     assert numbers["cas"]["n"] == 200 and 0 <= numbers["cas"]["cas"] <= 1
     card = (out / "README.md").read_text()
     assert "abc1234" in card and "a test machine" in card and numbers["training"]["command"] in card
+    assert numbers["training"]["checkpoint"] == "best_fid.ckpt" and "best checkpoint by validation FID" in card
     assert f"{numbers['memorisation']['memorised_share']:.4f} of the samples" in card
     assert f"scores {numbers['cas']['cas']:.4f} on the MNIST test set" in card
     assert load_generator(out).sample(4, digit=3, seed=1).shape == (4, 28, 28)

@@ -42,7 +42,7 @@ BUNDLED_DIR = Path(__file__).parent
 BUNDLED_CONFIG_SHA256: dict[str, str] = {
     "vanilla": "7e2544c40c71037861c017ff0fb83ad9d067b06f2d75294370240bff989b2af3",
     "dcgan": "dc3e3c10cfba05835f4522012431036279bc204a5fc274702ebe087a30ed12af",
-    "cgan": "4feec4ccc3be95106f9af8ad149d6cb566c244862280bb05fa2f7e9e167bc39c",
+    "cgan": "9ad5faa1b4fafdee9b63015a4f64bf87d510bb6ab8b13e3728e5c2fb648dd2bf",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)
 # what a tool opens when given no checkpoint and no model name

@@ -2,8 +2,8 @@
 
 `python scripts/package_pretrained.py --run RUN_DIR --name cgan --commit SHA --machine "2-core CPU ..."`
 
-writes `gan_lightning/pretrained/<name>/` (or `--out`): config.json and model.safetensors (the run's final EMA
-generator), eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md,
+writes `gan_lightning/pretrained/<name>/` (or `--out`): config.json and model.safetensors (the EMA generator of
+the run's last checkpoint, or with `--checkpoint best` of its best by validation FID), eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md,
 the model card. The numbers are scored from the written folder, not from the checkpoint, on the MNIST test set
 (`evaluate.py`'s protocol), beside the real-data row and beside the same run's checkpoint after the default
 10-epoch budget.
@@ -39,20 +39,26 @@ DESCRIPTIONS = {
 }
 
 
-def run_record(run_dir: Path) -> dict:
-    """What the card says of the training: the command, epochs, wall time (from the run's own files)."""
+CHECKPOINTS = {"last": "last.ckpt", "best": "best_fid.ckpt"}  # --checkpoint: the run's end, or its best by val/fid
+
+
+def run_record(run_dir: Path, checkpoint: str = "last") -> dict:
+    """What the card says of the training: the command, the epochs of the run and of the shipped checkpoint, wall
+    time (from the run's own files)."""
     overrides_file, metrics_file = run_dir / ".hydra" / "overrides.yaml", run_dir / "metrics.json"
-    for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt"):
+    chosen = run_dir / "checkpoints" / CHECKPOINTS[checkpoint]
+    for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt", chosen):
         if not path.is_file():
             raise UserError(f"--run {run_dir} is not a finished training run: {path.relative_to(run_dir)} is missing")
     metrics = json.loads(metrics_file.read_text())
     if metrics.get("status") != "completed":
         raise UserError(f"--run {run_dir} did not complete (status {metrics.get('status')!r}); finish it first")
     overrides = [o for o in yaml.safe_load(overrides_file.read_text()) if not o.startswith(("runs_dir=", "hydra."))]
-    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     return {
         "command": "python scripts/train.py " + " ".join(overrides),
-        "epochs": int(checkpoint["epoch"]) + 1,
+        "checkpoint": chosen.name,
+        "epochs": int(load_checkpoint(chosen)["epoch"]) + 1,
+        "run_epochs": int(load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"]) + 1,
         "minutes": round(metrics["seconds"] / 60, 1),
     }
 
@@ -93,6 +99,9 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
     cli_digit = " digit=7" if conditional else ""
     size_kb = numbers["weights_bytes"] / 1024
+    checkpoint_words = "the run's last checkpoint" if training["checkpoint"] == CHECKPOINTS["last"] else (
+        f"the run's best checkpoint by validation FID (`{training['checkpoint']}`: 2,000 samples against the 5,000 "
+        f"validation images, at every epoch's end; the test set chose nothing), after {epochs} epochs")
     return f"""---
 license: mit
 library_name: gan-lightning
@@ -128,10 +137,10 @@ python scripts/demo.py model={name}
 
 - Command: `{training["command"]}` (the recipe of `conf/model/{name}.yaml` at that commit, with these overrides)
 - Code: gan-lightning commit `{training["commit"]}`
-- {epochs} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
+- {training["run_epochs"]} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
   on {training["machine"]}
 - Weights: the exponential moving average of the generator's weights (what the run sampled and was scored
-  with), from the run's last checkpoint, stored as {config["dtype"]} ({size_kb:.0f} KB, SHA-256
+  with), from {checkpoint_words}, stored as {config["dtype"]} ({size_kb:.0f} KB, SHA-256
   `{config["sha256"][WEIGHTS]}`); `config.json` holds the network's settings.
 
 ## Quality
@@ -160,10 +169,10 @@ weights and code of gan-lightning are under the MIT licence.
 
 
 def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtype: str, cas_n: int = CAS_N,
-            cas_epochs: int = CAS_EPOCHS) -> Path:
-    training = run_record(run_dir)
+            cas_epochs: int = CAS_EPOCHS, checkpoint: str = "last") -> Path:
+    training = run_record(run_dir, checkpoint)
     training.update(commit=commit, machine=machine)
-    Sampler.load(run_dir / "checkpoints" / "last.ckpt").save_pretrained(out, dtype=dtype)
+    Sampler.load(run_dir / "checkpoints" / training["checkpoint"]).save_pretrained(out, dtype=dtype)
     shipped = Sampler.load(out)  # the numbers come from the files that ship
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],
@@ -195,9 +204,12 @@ def main(argv=None) -> None:
     parser.add_argument("--machine", required=True, help="what it was trained on, for the card")
     parser.add_argument("--out", type=Path, help="default: gan_lightning/pretrained/<name>")
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float16")
+    parser.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
+                        help="ship the run's last checkpoint, or its best by validation FID (best_fid.ckpt)")
     args = parser.parse_args(argv)
     try:
-        package(args.run, args.name, args.out or BUNDLED_DIR / args.name, args.commit, args.machine, args.dtype)
+        package(args.run, args.name, args.out or BUNDLED_DIR / args.name, args.commit, args.machine, args.dtype,
+                checkpoint=args.checkpoint)
     except UserError as e:
         fail(e)
 
