@@ -260,11 +260,12 @@ def test_class_loss_is_the_cross_entropy_of_the_class_head():
     torch.manual_seed(0)
     d = DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, ndf=8, class_head=True, conditioning="projection").eval()
     x, labels = torch.randn(6, *IMAGE_SHAPE), torch.arange(6)
-    logits, classes = d.scores(x, labels)
+    logits, classes = d(x, labels, with_classes=True)
     assert logits.shape == (6,) and classes.shape == (6, 10)
-    assert torch.equal(d(x, labels), logits)  # forward is the real/fake logit alone
+    assert torch.equal(d(x, labels), logits)  # by default, the real/fake logit alone
     assert class_loss(classes, labels).item() == pytest.approx(torch.nn.functional.cross_entropy(classes, labels).item())
-    assert DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, ndf=8).scores(x, labels)[1] is None
+    with pytest.raises(AssertionError, match="class_head=True"):
+        DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, ndf=8)(x, labels, with_classes=True)
     with pytest.raises(ValueError, match="conditional GAN only"):
         DCGANDiscriminator(IMAGE_SHAPE, num_classes=0, ndf=8, class_head=True)
 

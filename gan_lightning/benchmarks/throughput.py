@@ -193,7 +193,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             for p in generator.parameters():
                 p.requires_grad_(False)
             real, fake_seen = diff_augment(real, augment), diff_augment(fake.detach(), augment)
-            d_real, real_classes = discriminator.scores(real, real_labels) if class_weight else (
+            d_real, real_classes = discriminator(real, real_labels, with_classes=True) if class_weight else (
                 discriminator(real, real_labels), None)
             d_fake = discriminator(fake_seen, fake_labels)
             d_loss = discriminator_loss(loss, d_real, d_fake)
@@ -213,7 +213,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
                 for p in discriminator.parameters():
                     p.requires_grad_(False)
                 fake_seen = diff_augment(fake, augment)
-                g_fake, fake_classes = discriminator.scores(fake_seen, fake_labels) if class_weight else (
+                g_fake, fake_classes = discriminator(fake_seen, fake_labels, with_classes=True) if class_weight else (
                     discriminator(fake_seen, fake_labels), None)
                 g_loss = generator_loss(loss, g_fake)
                 if class_weight:

@@ -181,7 +181,7 @@ class GAN(L.LightningModule):
         real, fake_seen = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
         class_weight = self.hparams.class_loss_weight
         if class_weight:  # AC-GAN: D also learns to classify the real digits
-            d_real, real_classes = self.discriminator.scores(real, real_labels)  # (B,) logits, (B, K)
+            d_real, real_classes = self.discriminator(real, real_labels, with_classes=True)  # (B,), (B, K)
         else:
             d_real = self.discriminator(real, real_labels)  # (B,) logits
         d_fake = self.discriminator(fake_seen, fake_labels)
@@ -205,7 +205,7 @@ class GAN(L.LightningModule):
             self.toggle_optimizer(opt_g)
             fake_seen = diff_augment(fake, self.augment)
             if class_weight:  # AC-GAN: G is also scored on D's reading of the digit it was asked for
-                g_fake, fake_classes = self.discriminator.scores(fake_seen, fake_labels)
+                g_fake, fake_classes = self.discriminator(fake_seen, fake_labels, with_classes=True)
                 g_class_loss = class_loss(fake_classes, fake_labels)
                 logs["train/g_class_loss"] = g_class_loss.detach()
             else:

@@ -16,11 +16,10 @@ import torch.nn.functional as F
 LOSSES = ("bce", "hinge", "wgan-gp")
 
 
-def class_loss(class_logits: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
+def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """AC-GAN's auxiliary classification loss (Odena et al., 2017): cross-entropy of D's class logits (B, K) with
     the labels (B,), in fp32. D learns it on real images only, G on its images with the digits asked for, so G is
     pushed to draw each digit as D's classifier of real digits reads it (D never learns G's mistakes as labels)."""
-    assert class_logits is not None, "the auxiliary class loss needs a discriminator with a class head"
     return F.cross_entropy(class_logits.float(), labels)
 
 

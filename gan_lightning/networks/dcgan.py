@@ -79,7 +79,7 @@ class DCGANDiscriminator(nn.Module):
     logit instead, h being the features the final layer sees (a projection discriminator). `minibatch_std` > 0
     appends the standard deviation over groups of that many images as one more channel before the last strided
     conv (ProGAN), against mode collapse. `class_head` adds a linear classifier of the same features, K class
-    logits per image (`scores`), for the auxiliary classification loss of AC-GAN (Odena et al., 2017).
+    logits per image (`with_classes=True`), for the auxiliary classification loss of AC-GAN (Odena et al., 2017).
     """
 
     def __init__(
@@ -133,11 +133,10 @@ class DCGANDiscriminator(nn.Module):
         if spectral_norm:
             apply_spectral_norm(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.scores(x, labels)[0]
-
-    def scores(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The real/fake logit of each image (B,) and, with a class head, its class logits (B, K)."""
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, with_classes: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The real/fake logit of each image (B,); `with_classes`: also the class head's logits (B, K)."""
         if self.concat_labels:
             b, _, h, w = x.shape
             maps = one_hot(labels, self.num_classes, x)[:, :, None, None].expand(b, self.num_classes, h, w)
@@ -146,4 +145,7 @@ class DCGANDiscriminator(nn.Module):
         logits = self.net[-1](features).view(-1)  # (B,)
         if self.projection is not None:
             logits = logits + self.projection(features.flatten(1), labels)
-        return logits, None if self.class_head is None else self.class_head(features.flatten(1))
+        if not with_classes:
+            return logits
+        assert self.class_head is not None, "class logits need a discriminator built with class_head=True"
+        return logits, self.class_head(features.flatten(1))
