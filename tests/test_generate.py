@@ -119,10 +119,11 @@ def test_a_rerun_replaces_the_png_folder_whole(trained_run, tmp_path):
 
 def label_sensitive(trained_run, tmp_path) -> Path:
     """The cGAN checkpoint with its generator's label weights scaled up: after a few training batches the
-    label barely changes the image; here it must, so a test can tell digits and label mixtures apart."""
+    label barely changes the image; here it must, so a test can tell digits and label mixtures apart (x 1000: the
+    default cGAN's BatchNorm layers after the first shrink a x 100 label signal to a few grey levels)."""
     checkpoint = load_checkpoint(ckpt(trained_run, "cgan"))
     for prefix in ("generator.", "generator_ema."):  # the trained weights and their moving average alike
-        checkpoint["state_dict"][f"{prefix}net.0.weight"][-10:] *= 100.0  # (noise_dim + 10, ...): the one-hot rows
+        checkpoint["state_dict"][f"{prefix}net.0.weight"][-10:] *= 1000.0  # (noise_dim + 10, ...): the one-hot rows
     path = tmp_path / "label_sensitive.pt"
     torch.save({"networks": checkpoint["networks"], "state_dict": checkpoint["state_dict"]}, path)
     return path
