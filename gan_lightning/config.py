@@ -128,7 +128,9 @@ def validate(cfg: DictConfig) -> None:
                         "computed: give a positive data.val_size, or train without them: model.quality=null "
                         "~callbacks.best_checkpoint")
     val_size = _value(cfg, "data.val_size")
-    if _value(cfg, "model.quality") is not None and 0 < val_size < MIN_REFERENCE_IMAGES:
+    if val_size is None:
+        raise UserError("data.val_size must be an integer >= 0 (the training images held out for validation), got null")
+    if _value(cfg, "model.quality") is not None and _is_int(val_size) and 0 < val_size < MIN_REFERENCE_IMAGES:
         raise UserError(f"data.val_size={val_size}: the quality metrics score against the validation split, and "
                         f"its k-nearest-neighbour balls need at least {MIN_REFERENCE_IMAGES} images; give a larger "
                         "data.val_size")

@@ -90,6 +90,7 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=dcgan", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
     (["model=vanilla", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
     # the validation metrics' reference set: too small for the k-nearest-neighbour balls of precision and recall
+    (["data.val_size=null"], "data.val_size must be an integer >= 0 (the training images held out for validation), got null"),
     (["data.val_size=5"], ("data.val_size=5: the quality metrics score against the validation split, and its "
                            "k-nearest-neighbour balls need at least 6 images; give a larger data.val_size")),
     # they would crash the first validation, after a whole epoch of training
