@@ -26,6 +26,7 @@ import torch
 
 from gan_lightning.benchmarks.recipes import DEFAULT_OUT, run
 from gan_lightning.errors import UserError, fail
+from gan_lightning.evaluate import COLUMNS as EVALUATE_COLUMNS
 from gan_lightning.evaluate import evaluate_sampler, labelled_samples
 from gan_lightning.metrics import reference_row
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
@@ -34,16 +35,9 @@ from gan_lightning.sampling.sampler import Sampler
 
 MODELS = ("vanilla", "dcgan", "cgan")
 
-# (column, key, format) of the table, each cell mean ± std over the seeds
-COLUMNS = [
-    ("FID", "fid", "{:.2f}"),
-    ("KID", "kid_mean", "{:.3f}"),
-    ("precision", "precision", "{:.3f}"),
-    ("recall", "recall", "{:.3f}"),
-    ("density", "density", "{:.3f}"),
-    ("coverage", "coverage", "{:.3f}"),
-    ("min class share", "min_class_share", "{:.3f}"),
-    ("label accuracy", "label_accuracy", "{:.4f}"),
+# (column, key, format) of the table, each cell mean ± std over the seeds: evaluate.py's columns (less the two
+# classifier-confidence ones) and the benchmark's own
+COLUMNS = [column for column in EVALUATE_COLUMNS if column[1] not in ("mnist_score", "confidence")] + [
     ("CAS", "cas", "{:.4f}"),
     ("memorised share", "memorised_share", "{:.4f}"),
 ]
