@@ -90,8 +90,7 @@ class LastCheckpoint(L.Callback):
     saves when its periodic checkpoint does.)"""
 
     def __init__(self, dirpath: str, every_n_batches: int = 0):
-        if every_n_batches < 0:
-            raise UserError(f"callbacks.last_checkpoint.every_n_batches must be >= 0, got {every_n_batches}")
+        assert every_n_batches >= 0, every_n_batches  # checked in the config
         self.dirpath, self.every_n_batches = Path(dirpath), every_n_batches
         self.saved: Path | None = None  # set once last.ckpt has been written by this run
 

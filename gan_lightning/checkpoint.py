@@ -1,8 +1,6 @@
 """Loading what a training run saved, without unpickling arbitrary objects."""
 
-import os
 import pickle
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,8 +10,8 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from gan_lightning.config import check_writable, make_folder
 from gan_lightning.errors import UserError
+from gan_lightning.files import check_writable, write_file
 from gan_lightning.networks.spec import build_network
 
 
@@ -127,41 +125,16 @@ def save_generator_file(generator: nn.Module, spec: dict[str, Any], out_path: st
         "networks": {"generator": spec},
         "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
     }
-    make_folder(out_path.parent, "out")
-    atomic_save(exported, out_path)
+    write_file(out_path, lambda file: torch.save(exported, file))
     return out_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made crash-safe: the checkpoint goes to a temporary file in the target's own
-    folder, is flushed and fsynced, then `os.replace`d over the target (atomic on one filesystem), and the folder
-    is fsynced so the rename itself survives a power cut. A kill at any moment leaves either the old or the new
-    checkpoint, never a torn one. (Lightning's own writer stages the file in the system temp dir and moves it:
-    a copy across filesystems, and no fsync.)"""
+    """Lightning's checkpoint writer, made crash-safe by `gan_lightning.files.write_file`: a kill at any moment
+    leaves either the old or the new checkpoint, never a torn one. (Lightning's own writer stages the file in the
+    system temp dir and moves it: a copy across filesystems, and no fsync.)"""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        atomic_save(checkpoint, path)
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """`torch.save(obj, path)` that never leaves a partial file at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # same folder, so the rename stays on one filesystem; a dot-name that no `*.ckpt` glob picks up
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        write_file(path, lambda file: torch.save(checkpoint, file), key="checkpoint")

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from gan_lightning import checks
+from gan_lightning import tool_config as conf
 from gan_lightning.errors import UserError, fail
 from gan_lightning.pretrained import BUNDLED, MODELS
-from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import frame_pictures, sample_grid, save_gif
 from gan_lightning.sampling.sampler import Sampler
 
@@ -37,7 +38,6 @@ except ImportError as e:
 
 DIRECTIONS = 4  # sliders, one per noise coordinate 0..3
 DIRECTION_RANGE = 3.0
-MAX_SEED = 2**31 - 1
 
 
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
@@ -87,7 +87,7 @@ class Explorer:
     def samples(self, model, digit, seed, n, *offsets) -> np.ndarray:
         """The grid of n samples of `seed` (one row per digit for 'all'), moved along the noise coordinates."""
         sampler = self.sampler(model)
-        digit, seed = self._digit(sampler, digit), self._int("seed", seed, 0, MAX_SEED)
+        digit, seed = self._digit(sampler, digit), self._int("seed", seed, 0, checks.MAX_SEED)
         n = self._int("samples", n, 1, self.max_samples)
         moves = {}
         for index, amount in enumerate(offsets):
@@ -103,14 +103,14 @@ class Explorer:
     def morph(self, model, between: str, digit, digit_to, seed, seed_to, frames) -> str:
         """A GIF (its path) from one digit to another in the style of `seed`, or from `seed` to `seed_to`."""
         sampler = self.sampler(model)
-        seed, frames = self._int("seed", seed, 0, MAX_SEED), self._int("frames", frames, 2, self.max_frames)
+        seed, frames = self._int("seed", seed, 0, checks.MAX_SEED), self._int("frames", frames, 2, self.max_frames)
         if between == "digits" and sampler.conditional:
             start, end = self._digit(sampler, digit), self._digit(sampler, digit_to, "to digit")
             if start is None or end is None:
                 raise UserError("a morph between digits needs two digits, not 'all'")
             animation = sampler.morph(seed, seed, start, end, frames)
         else:
-            seed_to = self._int("to seed", seed_to, 0, MAX_SEED)
+            seed_to = self._int("to seed", seed_to, 0, checks.MAX_SEED)
             animation = sampler.morph(seed, seed_to, self._digit(sampler, digit), None, frames)
         path = self.gif_dir / f"morph_{uuid.uuid4().hex}.gif"  # requests run in threads: one name each
         save_gif(frame_pictures(animation, self.scale), path, fps=12)
@@ -228,9 +228,9 @@ def open_models(source: str, device) -> tuple[str, dict[str, Sampler]]:
 
 def serve(cfg: DictConfig, block: bool = True) -> "gr.Blocks":
     """Check the demo config (see conf/demo.yaml), load the checkpoint and serve the page."""
-    host, port = conf.text(cfg, "host"), conf.integer(cfg, "port", 1, 65535)
-    max_samples, max_frames = conf.integer(cfg, "max_samples", 1, 10_000), conf.integer(cfg, "max_frames", 2, 1000)
-    scale = conf.integer(cfg, "scale", 1, 16)
+    host, port = checks.text(cfg, "host"), checks.integer(cfg, "port", 1, 65535)
+    max_samples, max_frames = checks.integer(cfg, "max_samples", 1, 10_000), checks.integer(cfg, "max_frames", 2, 1000)
+    scale = checks.integer(cfg, "scale", 1, 16)
     device = conf.device(cfg, "device")
     check_address(host, port)
     first, samplers = open_models(conf.generator_source(cfg), device)

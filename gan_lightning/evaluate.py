@@ -6,9 +6,7 @@ perfect generator of n samples scores. `memorisation=true` adds how close sample
 `cas=true` the Classification Accuracy Score of a conditional model (it trains two classifiers).
 """
 
-import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_lightning.config import check_writable, make_folder
+from gan_lightning import checks
+from gan_lightning import tool_config as conf
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.errors import UserError, fail
+from gan_lightning.files import check_writable, make_folder, write_json
 from gan_lightning.metrics import GANQuality, reference_row, to_model_range
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED
-from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import save_png, tile
 from gan_lightning.sampling.sampler import Sampler
 
@@ -89,31 +88,6 @@ def _for_json(result: dict) -> dict:
                          for key, _, _ in PER_DIGIT if key in result}}
 
 
-def write_json(report: dict, path: Path) -> None:
-    """Written to a temporary file and renamed into place: an existing report is replaced whole or not at all.
-    Strict JSON: a NaN or infinite number is refused (json.dumps would write `NaN`, which JSON readers reject)."""
-    if path.is_dir():
-        raise UserError(f"out={path} is a folder; give a file path for the JSON report")
-    try:
-        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    except ValueError:
-        raise UserError(f"the report for {path} holds NaN or infinite numbers, so it was not written: "
-                        f"{', '.join(non_finite(report)) or 'somewhere'}") from None
-    make_folder(path.parent, "out")
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def non_finite(value, name: str = "") -> list[str]:
-    """The dotted names of the NaN or infinite numbers in a report of dicts and lists."""
-    if isinstance(value, dict):
-        return [found for key, item in value.items() for found in non_finite(item, f"{name}.{key}".lstrip("."))]
-    if isinstance(value, (list, tuple)):
-        return [found for i, item in enumerate(value) for found in non_finite(item, f"{name}[{i}]")]
-    return [name] if isinstance(value, float) and not math.isfinite(value) else []
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if conf.wants_help(args):
@@ -122,17 +96,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         cfg = conf.load_config("evaluate", args)
         source = conf.generator_source(cfg)
-        n = conf.integer(cfg, "n", 2, REFERENCE_MAX)
-        seed = conf.integer(cfg, "seed", 0, conf.MAX_SEED)
-        batch_size = conf.integer(cfg, "batch_size", 1)
+        n = checks.integer(cfg, "n", 2, REFERENCE_MAX)
+        seed = checks.seed(cfg, "seed")
+        batch_size = checks.integer(cfg, "batch_size", 1)
         device = conf.device(cfg, "device")
-        out = Path(conf.text(cfg, "out")) if cfg.out is not None else default_report_path(source)
+        out = Path(checks.text(cfg, "out")) if cfg.out is not None else default_report_path(source)
         check_writable(out, "out", folder=False, example="report.json")
         sampler = Sampler.load(source, device)
-        check_memorisation = conf.boolean(cfg, "memorisation")
-        cas = conf.boolean(cfg, "cas")
-        cas_n = conf.integer(cfg, "cas_n", 10, TRAIN_IMAGES)
-        cas_epochs = conf.integer(cfg, "cas_epochs", 1)
+        check_memorisation = checks.boolean(cfg, "memorisation")
+        cas = checks.boolean(cfg, "cas")
+        cas_n = checks.integer(cfg, "cas_n", 10, TRAIN_IMAGES)
+        cas_epochs = checks.integer(cfg, "cas_epochs", 1)
         if cas and not sampler.conditional:
             raise UserError(f"cas=true trains a classifier on generated digits with the labels asked for, which "
                             f"{source} (a {sampler.describe()}) cannot be asked for: evaluate a conditional model "
@@ -145,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if cas:
             report["cas"] = classification_accuracy_score(
                 lambda count, cas_seed: labelled_samples(sampler, count, cas_seed, batch_size), cas_n, cas_epochs, seed)
-        write_json(report, out)
+        write_json(out, report)
     except UserError as e:
         fail(e)
     print(f"{source}: {report['generator']}, {n} samples, seed {seed}\n")

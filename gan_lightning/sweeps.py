@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
+from gan_lightning.files import Staging, write_json
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _best_checkpoint(cfg: DictConfig, metric: str, run_dir: Path) -> dict[str, A
         path = Path(callback.dirpath) / f"{callback.filename}.ckpt"
         if not path.is_file():
             return None
-        from gan_lightning.checkpoint import load_checkpoint
+        from gan_lightning.checkpoint import load_checkpoint  # here: torch loads only when a checkpoint is read
 
         checkpoint = load_checkpoint(path)
         states = [s for s in checkpoint.get("callbacks", {}).values()
@@ -83,13 +84,6 @@ def _best_checkpoint(cfg: DictConfig, metric: str, run_dir: Path) -> dict[str, A
             pass
         return {"value": value, "epoch": checkpoint.get("epoch"), "checkpoint": str(path), "callback": name}
     return None
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def run_job(cfg: DictConfig, train: Callable[[DictConfig], dict[str, float]]) -> dict[str, float]:
@@ -137,7 +131,7 @@ def _write_result(cfg: DictConfig, status: str, message: str | None, metrics: di
         best = _best_checkpoint(cfg, metric, run_dir) if metric else None
     except UserError as e:  # an unreadable best checkpoint: say so, keep the rest of the record
         best, message = None, message or str(e)
-    _write_json(run_dir / RESULT, {
+    write_json(run_dir / RESULT, {
         "status": status,
         "message": message,
         "optimized_metric": metric,
@@ -291,10 +285,9 @@ def to_markdown(summary: Summary) -> str:
 def write_summary(sweep_dir: str | Path) -> Summary:
     """`summary.csv` and `summary.md` in the sweep directory, from what its job directories hold."""
     summary = summarize(sweep_dir)
-    for name, text in ((SUMMARY_CSV, to_csv(summary)), (SUMMARY_MD, to_markdown(summary))):
-        tmp = summary.sweep_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, summary.sweep_dir / name)
+    with Staging("sweep_dir") as staging:  # both or neither
+        for name, text in ((SUMMARY_CSV, to_csv(summary)), (SUMMARY_MD, to_markdown(summary))):
+            staging.file(summary.sweep_dir / name).write_text(text)
     return summary
 
 

@@ -25,7 +25,6 @@ from gan_lightning.config import (
     CONFIG_DIR,
     check_overrides,
     check_run_folders,
-    check_writable,
     claim_run_folder,
     given_keys,
     joins_a_run,
@@ -33,6 +32,7 @@ from gan_lightning.config import (
     validate,
 )
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
+from gan_lightning.files import check_writable
 from gan_lightning.hardware import explain_precision
 from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
@@ -50,7 +50,7 @@ def build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
         cause = e.__cause__
-        if isinstance(cause, UserError):
+        if isinstance(cause, UserError | AssertionError):  # an assertion is a bug: it keeps its traceback
             raise cause from None
         reason = str(cause or e).strip().splitlines()[0]
         raise UserError(f"cannot build {key} ({node.get('_target_', '?')}): {reason}") from None

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gan_lightning.errors import UserError
-from gan_lightning.models import gan as gan_module
+from gan_lightning.models import losses as losses_module
 from gan_lightning.models.augment import AUGMENTATIONS, BACKGROUND, cutout, diff_augment, parse_policy, translation
 from gan_lightning.models.gan import GAN
 from gan_lightning.train import train
@@ -122,7 +122,7 @@ def test_d_sees_reals_and_fakes_through_the_augmentation_in_the_d_step_and_the_g
         events.append(("batch", batch[0]))
         return training_step(self, batch, batch_idx)
 
-    monkeypatch.setattr(gan_module, "diff_augment", spy)
+    monkeypatch.setattr(losses_module, "diff_augment", spy)
     monkeypatch.setattr(GAN, "training_step", recorded_step)
     metrics = train(compose_run(tmp_path, "model=cgan", "model.augment=[translation,cutout]"))
 

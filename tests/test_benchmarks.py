@@ -67,7 +67,7 @@ def test_plain_loop_is_pytorch_as_it_comes_and_the_project_runs_fused_and_channe
 
 def test_recipe_targets_pass_and_fail_on_the_issue_thresholds():
     shares = {"min_class_share": 0.08}
-    rows = {("dcgan", "seed"): {"fid": 100.0, **shares}, ("dcgan", "default"): {"fid": 20.0, **shares},
+    rows = {("dcgan", "baseline"): {"fid": 100.0, **shares}, ("dcgan", "default"): {"fid": 20.0, **shares},
             ("cgan", "default"): {"label_accuracy": 0.979, "min_class_share": 0.1}}
     lines = check_targets(rows)
     assert lines[0].startswith("PASS default DCGAN FID 20.00")
@@ -140,8 +140,8 @@ def test_runs_of_other_seeds_go_to_their_own_folders(tmp_path):
 
 
 def test_side_by_side_puts_each_models_seed_grid_left_of_its_default_grid():
-    grids = {("dcgan", "seed"): np.full((10, 20), 1, np.uint8), ("dcgan", "default"): np.full((10, 20), 2, np.uint8),
-             ("cgan", "seed"): np.full((14, 20), 3, np.uint8), ("cgan", "default"): np.full((14, 20), 4, np.uint8)}
+    grids = {("dcgan", "baseline"): np.full((10, 20), 1, np.uint8), ("dcgan", "default"): np.full((10, 20), 2, np.uint8),
+             ("cgan", "baseline"): np.full((14, 20), 3, np.uint8), ("cgan", "default"): np.full((14, 20), 4, np.uint8)}
     picture = side_by_side(grids, ["dcgan", "cgan"])
     assert picture.shape == (10 + 12 + 14, 20 + 12 + 20)
     assert (picture[:10, :20] == 1).all() and (picture[:10, 32:] == 2).all()

@@ -78,7 +78,7 @@ def test_defaults_follow_the_dcgan_paper():
     (["callbacks.last_checkpoint.every_n_batches=-1"],
      "callbacks.last_checkpoint.every_n_batches must be an integer >= 0"),
     (["callbacks.sample_grid.every_n_epochs=0"], "callbacks.sample_grid.every_n_epochs must be a positive integer"),
-    (["ckpt_path=[1,2]"], "ckpt_path must be a path, got [1, 2]"),
+    (["ckpt_path=[1,2]"], "ckpt_path must be a word or a path, got [1, 2]"),
     (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
@@ -90,7 +90,7 @@ def test_defaults_follow_the_dcgan_paper():
     (["model=dcgan", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
     (["model=vanilla", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
     # the validation metrics' reference set: too small for the k-nearest-neighbour balls of precision and recall
-    (["data.val_size=null"], "data.val_size must be an integer >= 0 (the training images held out for validation), got null"),
+    (["data.val_size=null"], "data.val_size must be an integer >= 0, got null"),
     (["data.val_size=5"], ("data.val_size=5: the quality metrics score against the validation split, and its "
                            "k-nearest-neighbour balls need at least 6 images; give a larger data.val_size")),
     # they would crash the first validation, after a whole epoch of training
@@ -106,7 +106,7 @@ def test_defaults_follow_the_dcgan_paper():
     # Lightning refuses them under manual optimization, but only once the run has started
     (["trainer.gradient_clip_val=1.0"], "use model.gradient_clip_val"),
     (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
-    (["model.gradient_clip_val=-1"], "model.gradient_clip_val must be a positive number, got -1"),
+    (["model.gradient_clip_val=-1"], "model.gradient_clip_val must be a positive number, or null, got -1"),
     (["model.gradient_clip_algorithm=l2"], "model.gradient_clip_algorithm='l2' is not one of: norm, value"),
     (["model.augment=[translation,rotate]"], "model.augment: unknown augmentation 'rotate'; choose from"),
     (["model.augment=7"], "model.augment must be a list of augmentations"),

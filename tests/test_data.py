@@ -1,9 +1,11 @@
 import gzip
+import re
 import shutil
 
 import pytest
 import torch
 
+from gan_lightning.config import check_overrides
 from gan_lightning.data import MNISTDataModule, load_mnist
 from gan_lightning.data.datamodule import random_rotation
 from gan_lightning.data.mnist import BUNDLED_DIR, MD5
@@ -126,12 +128,15 @@ def test_random_rotation_keeps_range_and_background():
     assert torch.allclose(rotated[:, :, 0, 0], torch.full((16, 1), -1.0), atol=1e-5)  # corners stay black
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"batch_size": 0}, "batch_size"),
-    ({"val_size": -1}, "val_size"),
-    ({"rotation": 400}, "rotation"),
-    ({"download": True}, "data_dir"),
+@pytest.mark.parametrize("overrides, message", [
+    (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
+    (["data.val_size=-1"], "data.val_size must be an integer >= 0, got -1"),
+    (["data.rotation=400"], "data.rotation must be a number from 0 to 180 (degrees), got 400"),
+    (["data.download=true"], "data.download=true needs data.data_dir"),
+    (["data.on_device=true", "data.num_workers=2"], "data.on_device=true cuts batches in the training process"),
+    (["data.split_seed=-1"], "data.split_seed must be an integer from 0 to 4294967295, got -1"),
 ])
-def test_datamodule_rejects_bad_values(kwargs, match):
-    with pytest.raises(UserError, match=match):
-        MNISTDataModule(**kwargs)
+def test_the_config_refuses_bad_data_values(overrides, message):
+    """Checked once, where the values enter; the data module itself only asserts."""
+    with pytest.raises(UserError, match=re.escape(message)):
+        check_overrides(overrides)

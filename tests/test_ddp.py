@@ -10,6 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gan_lightning.checkpoint import load_checkpoint
+from gan_lightning.config import check_overrides
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import EpochShuffledBatches, ResumableLoader, TensorBatches
 from gan_lightning.errors import UserError
@@ -147,7 +148,7 @@ def test_resuming_mid_epoch_continues_each_ranks_share():
 
 def test_data_on_the_device_needs_batches_cut_in_the_training_process():
     with pytest.raises(UserError, match="num_workers=0"):
-        MNISTDataModule(on_device=True, num_workers=2)
+        check_overrides(["data.on_device=true", "data.num_workers=2"])
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from gan_lightning.errors import UserError
-from gan_lightning.evaluate import main, write_json
+from gan_lightning.evaluate import main
+from gan_lightning.files import write_json
 from gan_lightning.sampling.generate import main as generate_main
 
 
@@ -100,7 +101,7 @@ def test_reports_are_strict_json(tmp_path):
     path = tmp_path / "report.json"
     with pytest.raises(UserError, match=r"holds NaN or infinite numbers, so it was not written: model\.fid, "
                                         r"model\.class_share\[1\]"):
-        write_json({"n": 2, "model": {"fid": float("nan"), "class_share": [0.5, float("inf")]}}, path)
+        write_json(path, {"n": 2, "model": {"fid": float("nan"), "class_share": [0.5, float("inf")]}})
     assert list(tmp_path.iterdir()) == []
 
 

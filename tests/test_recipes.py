@@ -226,6 +226,8 @@ def test_clipping_works_with_the_fused_adam_under_bf16_and_is_refused_where_it_c
 
 def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
     with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):
+        check_overrides(["model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=true"])
+    with pytest.raises(AssertionError):  # the module itself only asserts: the config is where values are checked
         _gan("model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=true")
     with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):  # before a sweep starts, too
         check_overrides(["model=dcgan", "model.discriminator.batch_norm=true", "model.loss=hinge,wgan-gp"])
@@ -290,11 +292,13 @@ def test_the_ema_generator_is_checkpointed_and_is_what_samples_and_exports(tmp_p
     assert all(torch.equal(v, ema[k]) for k, v in exported.state_dict().items())
 
 
-# ---- the seed projects' recipes -------------------------------------------------------------------------------
+# ---- the baseline recipes -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["vanilla", "dcgan", "cgan"])
-def test_seed_recipes_are_one_experiment_away(model):
-    cfg = compose_config([f"experiment=seed_{model}"])
+def test_baseline_recipes_are_one_experiment_away(model):
+    with pytest.raises(UserError, match=rf"^experiment=seed_{model} is now called experiment=baseline_{model} "):
+        compose_config([f"experiment=seed_{model}"])  # the old name, which read as a random seed
+    cfg = compose_config([f"experiment=baseline_{model}"])
     assert cfg.model.loss == "bce" and cfg.model.ema_decay == 0 and cfg.model.noise_dim == 64
     assert cfg.model.gradient_clip_val is None
     assert cfg.optimizer.lr == cfg.optimizer.d_lr == 2e-4 and (cfg.optimizer.beta1, cfg.optimizer.beta2) == (0.5, 0.999)

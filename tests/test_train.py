@@ -16,6 +16,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import compose_config
+from gan_lightning.models import GAN
 from gan_lightning.train import build_model, check_batch_size, check_before_run, resume_command, train
 from tests.conftest import FAST, compose_run
 
@@ -31,6 +32,24 @@ def test_a_run_shorter_than_the_log_interval_still_logs_its_epoch_losses(tmp_pat
     for name in ("train/d_loss_epoch", "train/g_loss_epoch"):
         values = [e.value for e in events.Scalars(name)]
         assert len(values) == 2 and all(torch.isfinite(torch.tensor(values)))
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+def test_the_module_logs_exactly_on_the_batches_lightning_writes(tmp_path, monkeypatch, d_steps):
+    """`GAN._logs_this_step` (from the optimizer steps taken) agrees with Lightning's own decision at every batch,
+    over two epochs, with one or two D steps per G step."""
+    decisions = []
+    training_step = GAN.training_step
+
+    def recorded_step(self, batch, batch_idx):
+        training_step(self, batch, batch_idx)
+        decisions.append((self._logs_this_step(), self.trainer._logger_connector.should_update_logs))
+
+    monkeypatch.setattr(GAN, "training_step", recorded_step)
+    train(compose_run(tmp_path, "model=vanilla", "trainer.log_every_n_steps=2", "trainer.max_epochs=2",
+                      f"model.d_steps={d_steps}", "model.quality=null", "~callbacks.best_checkpoint"))
+    assert len(decisions) == 6 and all(mine == lightnings for mine, lightnings in decisions), decisions
+    assert [mine for mine, _ in decisions][:5] == [False, True, False, True, False]
 
 
 @pytest.mark.parametrize("model", MODELS)

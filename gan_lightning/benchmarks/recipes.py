@@ -1,13 +1,13 @@
-"""The default recipes against the seed projects' recipes, for the same budget and seed, side by side.
+"""The default recipes against the baseline recipes (those of the projects gan-lightning grew from), side by side.
 
 `python scripts/benchmark_recipes.py --epochs 10 --n 10000`
 
-Trains every (model, recipe) pair - `seed` is `experiment=seed_<model>`, `default` is `model=<model>` - for
+Trains every (model, recipe) pair - `baseline` is `experiment=baseline_<model>`, `default` is `model=<model>` - for
 `--epochs` epochs with the same seed, scores n samples of each final generator with the bundled classifier,
-prints one table beside the real-data row, checks the targets, and writes `recipes.png`: each model's seed
+prints one table beside the real-data row, checks the targets, and writes `recipes.png`: each model's baseline
 grid beside its default grid. A pair whose run folder already holds a finished run of the same recipe (the
 resolved model, optimizer and data config) and budget is not trained again (`--retrain` forces it), so the
-table can be rebuilt, or runs done in parallel processes (`--runs dcgan/seed`) can be gathered; an unfinished
+table can be rebuilt, or runs done in parallel processes (`--runs dcgan/baseline`) can be gathered; an unfinished
 one resumes from its `last.ckpt`. A run of another recipe (a default changed since), or of a longer budget, is
 refused, not scored.
 """
@@ -30,12 +30,12 @@ from gan_lightning.sampling.sampler import Sampler
 from gan_lightning.train import train
 
 MODELS = ("vanilla", "dcgan", "cgan")
-RECIPES = ("seed", "default")
+RECIPES = ("baseline", "default")
 DEFAULT_OUT = Path("outputs/benchmark_recipes")
 
 
 def overrides(model: str, recipe: str) -> list[str]:
-    return [f"experiment=seed_{model}"] if recipe == "seed" else [f"model={model}"]
+    return [f"experiment=baseline_{model}"] if recipe == "baseline" else [f"model={model}"]
 
 
 def resolved_recipe(cfg: DictConfig) -> dict:
@@ -106,10 +106,10 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
 def check_targets(rows: dict[tuple[str, str], dict]) -> list[str]:
     """The issue's targets, each as a PASS/FAIL line (only for the pairs that were run)."""
     lines = []
-    if ("dcgan", "seed") in rows and ("dcgan", "default") in rows:
-        seed_fid, fid = rows["dcgan", "seed"]["fid"], rows["dcgan", "default"]["fid"]
-        lines.append(f"{'PASS' if fid <= seed_fid / 5 else 'FAIL'} default DCGAN FID {fid:.2f} <= seed DCGAN FID / 5 "
-                     f"({seed_fid / 5:.2f})")
+    if ("dcgan", "baseline") in rows and ("dcgan", "default") in rows:
+        baseline_fid, fid = rows["dcgan", "baseline"]["fid"], rows["dcgan", "default"]["fid"]
+        lines.append(f"{'PASS' if fid <= baseline_fid / 5 else 'FAIL'} default DCGAN FID {fid:.2f} <= baseline DCGAN "
+                     f"FID / 5 ({baseline_fid / 5:.2f})")
     if ("cgan", "default") in rows:
         accuracy = rows["cgan", "default"]["label_accuracy"]
         lines.append(f"{'PASS' if accuracy >= 0.98 else 'FAIL'} default cGAN label accuracy {accuracy:.4f} >= 0.98")
@@ -122,7 +122,7 @@ def check_targets(rows: dict[tuple[str, str], dict]) -> list[str]:
 
 
 def side_by_side(grids: dict[tuple[str, str], np.ndarray], models: list[str]) -> np.ndarray:
-    """One picture: a row per model, its seed grid on the left and its default grid on the right."""
+    """One picture: a row per model, its baseline grid on the left and its default grid on the right."""
     rows = []
     for model in models:
         pair = [grids[model, recipe] for recipe in RECIPES if (model, recipe) in grids]
@@ -148,7 +148,7 @@ def benchmark(argv=None) -> None:
     parser.add_argument("--n", type=int, default=10000, help="samples scored per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", nargs="+", default=[f"{m}/{r}" for m in MODELS for r in RECIPES],
-                        help="MODEL/RECIPE pairs (recipe: seed or default)")
+                        help="MODEL/RECIPE pairs (recipe: baseline or default)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the runs go")
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is there")
     parser.add_argument("--train-only", action="store_true", help="train the runs, print nothing")
@@ -205,4 +205,4 @@ def benchmark(argv=None) -> None:
     models = [m for m in MODELS if any((m, r) in grids for r in RECIPES)]
     picture = args.out / "recipes.png"
     save_png(side_by_side(grids, models), picture)
-    print(f"\nseed (left) vs default (right) grids, one row per model: {picture}")
+    print(f"\nbaseline (left) vs default (right) grids, one row per model: {picture}")

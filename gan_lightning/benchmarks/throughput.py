@@ -38,8 +38,6 @@ from omegaconf import OmegaConf
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.data.datamodule import to_unit_range
-from gan_lightning.models.augment import diff_augment
-from gan_lightning.models.losses import class_loss, discriminator_loss, generator_loss, gradient_penalty
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
 PRECISIONS = {"32-true": (None, False), "32": (None, False), "bf16-mixed": (torch.bfloat16, False),
@@ -147,7 +145,7 @@ def plain_optimizers(gan) -> list[torch.optim.Optimizer]:
 
 def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = "32-true", compile: bool = False,
               log_every_n_steps: int = 50, plain: bool = False) -> float:
-    """The same D and G steps as `GAN.training_step`, in plain PyTorch, under the same `precision` (Lightning's
+    """The same D and G steps as `GAN.training_step` (its `GANObjective`), in plain PyTorch, under the same `precision` (Lightning's
     names), with the model's memory format and optimizers; `plain`: with PyTorch's defaults instead (fp32 unless
     `precision` says otherwise, the default memory format, `plain_optimizers`). Returns seconds after warm-up."""
     autocast_dtype, scaling = PRECISIONS[str(precision)]
@@ -161,8 +159,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
-    loss, d_steps, augment = gan.hparams.loss, gan.hparams.d_steps, gan.augment
-    class_weight = gan.hparams.get("class_loss_weight", 0.0)
+    d_steps, objective = gan.hparams.d_steps, gan.objective  # the D and G losses of `GAN.training_step`
     clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
 
     def clip(optimizer):  # as GAN.on_before_optimizer_step does through Lightning's clip_gradients
@@ -192,15 +189,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
 
             for p in generator.parameters():
                 p.requires_grad_(False)
-            real, fake_seen = diff_augment(real, augment), diff_augment(fake.detach(), augment)
-            d_real, real_classes = discriminator(real, real_labels, with_classes=True) if class_weight else (
-                discriminator(real, real_labels), None)
-            d_fake = discriminator(fake_seen, fake_labels)
-            d_loss = discriminator_loss(loss, d_real, d_fake)
-            if class_weight:
-                d_loss = d_loss + class_weight * class_loss(real_classes, real_labels)
-            if loss == "wgan-gp":
-                d_loss = d_loss + gan.hparams.gp_weight * gradient_penalty(discriminator, real, fake_seen, real_labels)
+            d_loss, _, _, _ = objective.discriminator_step(discriminator, real, real_labels, fake, fake_labels)
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(d_loss).backward()
             clip(opt_d)
@@ -212,12 +201,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             if g_step:
                 for p in discriminator.parameters():
                     p.requires_grad_(False)
-                fake_seen = diff_augment(fake, augment)
-                g_fake, fake_classes = discriminator(fake_seen, fake_labels, with_classes=True) if class_weight else (
-                    discriminator(fake_seen, fake_labels), None)
-                g_loss = generator_loss(loss, g_fake)
-                if class_weight:
-                    g_loss = g_loss + class_weight * class_loss(fake_classes, fake_labels)
+                g_loss, _ = objective.generator_step(discriminator, fake, fake_labels)
                 opt_g.zero_grad(set_to_none=True)
                 scaler.scale(g_loss).backward()
                 clip(opt_g)

@@ -152,17 +152,9 @@ class MNISTDataModule(L.LightningDataModule):
         on_device: bool | None = None,
     ):
         super().__init__()
-        if batch_size <= 0:
-            raise UserError(f"data.batch_size must be a positive integer, got {batch_size}")
-        if val_size < 0:
-            raise UserError(f"data.val_size must be >= 0, got {val_size}")
-        if not 0 <= rotation <= 180:
-            raise UserError(f"data.rotation must be between 0 and 180 degrees, got {rotation}")
-        if download and data_dir is None:
-            raise UserError("data.download=true needs data.data_dir: the folder to download MNIST into")
-        if on_device and num_workers > 0:
-            raise UserError(f"data.on_device=true cuts batches in the training process: it needs data.num_workers=0, "
-                            f"got {num_workers}")
+        # the values come checked from the config (`gan_lightning.config.validate`)
+        assert batch_size >= 1 and val_size >= 0 and 0 <= rotation <= 180, (batch_size, val_size, rotation)
+        assert not (download and data_dir is None) and not (on_device and num_workers > 0)
         self.data_dir, self.download = data_dir, download
         self.batch_size, self.val_size, self.split_seed = batch_size, val_size, split_seed
         self.rotation, self.num_workers, self.pin_memory = rotation, num_workers, pin_memory

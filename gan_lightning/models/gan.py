@@ -16,13 +16,13 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from gan_lightning.errors import TrainingDiverged, UserError
+from gan_lightning.errors import TrainingDiverged
 from gan_lightning.metrics import GANQuality
 from gan_lightning.metrics.classifier import to_model_range
 from gan_lightning.metrics.quality import draw
-from gan_lightning.models.augment import diff_augment, parse_policy
+from gan_lightning.models.augment import parse_policy
 from gan_lightning.models.divergence import DivergenceWatch
-from gan_lightning.models.losses import LOSSES, class_loss, discriminator_loss, generator_loss, gradient_penalty
+from gan_lightning.models.losses import LOSSES, GANObjective
 from gan_lightning.networks.spec import network_spec
 
 # how `gradient_clip_val` clips: the gradients' total norm, or each value (Lightning's names)
@@ -82,21 +82,14 @@ class GAN(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer", "quality"], logger=False)
         self.automatic_optimization = False
-        if loss not in LOSSES:
-            raise UserError(f"model.loss={loss!r} is not a GAN loss; choose one of {', '.join(LOSSES)}")
-        if not 0.0 <= ema_decay < 1.0:
-            raise UserError(f"model.ema_decay must be in [0, 1) (0 switches the EMA off), got {ema_decay}")
-        if d_steps < 1:
-            raise UserError(f"model.d_steps must be a positive integer, got {d_steps}")
-        if gradient_clip_val is not None and not gradient_clip_val > 0:
-            raise UserError(f"model.gradient_clip_val must be a positive number or null, got {gradient_clip_val}")
-        if gradient_clip_algorithm not in CLIP_ALGORITHMS:
-            raise UserError(f"model.gradient_clip_algorithm must be one of {', '.join(CLIP_ALGORITHMS)}, "
-                            f"got {gradient_clip_algorithm!r}")
-        if class_loss_weight < 0 or class_loss_weight and not conditional:
-            raise UserError(f"model.class_loss_weight={class_loss_weight}: the auxiliary class loss (AC-GAN) takes a "
-                            "weight >= 0 and a conditional GAN (model=cgan)")
+        # the values come checked from the config (`gan_lightning.config.validate`)
+        assert loss in LOSSES and 0.0 <= ema_decay < 1.0 and d_steps >= 1, (loss, ema_decay, d_steps)
+        assert gradient_clip_val is None or gradient_clip_val > 0, gradient_clip_val
+        assert gradient_clip_algorithm in CLIP_ALGORITHMS, gradient_clip_algorithm
+        assert class_loss_weight >= 0 and (conditional or not class_loss_weight), class_loss_weight
         self.augment = parse_policy(augment)
+        # D's and G's losses on a batch (the loss, WGAN-GP's penalty, AC-GAN's class loss, DiffAugment)
+        self.objective = GANObjective(loss, gp_weight, class_loss_weight, tuple(self.augment))
         self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
         # the label input of both networks: 0 classes makes them unconditional
         label_classes = num_classes if conditional else 0
@@ -108,9 +101,8 @@ class GAN(L.LightningModule):
         }
         self.generator = generator(noise_dim=noise_dim, image_shape=image_shape, num_classes=label_classes)
         self.discriminator = discriminator(image_shape=image_shape, num_classes=label_classes, **d_extra)
-        if loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules()):
-            raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
-                            "mixes across the batch: set model.discriminator.batch_norm=false")
+        assert not (loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                              for m in self.discriminator.modules())), "WGAN-GP with BatchNorm in D"
         # the moving average of G's weights: never trained, only blended towards G after each G step
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
         if ema_decay:
@@ -170,50 +162,25 @@ class GAN(L.LightningModule):
         real, real_labels = batch  # (B, C, H, W) in [-1, 1], (B,)
         real_labels = real_labels if self.conditional else None
         opt_g, opt_d = self.optimizers()
-        loss = self.hparams.loss
         g_step = (batch_idx + 1) % self.hparams.d_steps == 0
         z, fake_labels = self._noise(real.shape[0])
         with torch.set_grad_enabled(g_step):  # the graph through G is only needed for a G step
             fake = self.generator(z, fake_labels)  # (B, C, H, W)
 
-        # D step: real vs detached fake, each through its own draw of the augmentation (when there is one)
+        # D step: real vs detached fake
         self.toggle_optimizer(opt_d)
-        real, fake_seen = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
-        class_weight = self.hparams.class_loss_weight
-        if class_weight:  # AC-GAN: D also learns to classify the real digits
-            d_real, real_classes = self.discriminator(real, real_labels, with_classes=True)  # (B,), (B, K)
-        else:
-            d_real = self.discriminator(real, real_labels)  # (B,) logits
-        d_fake = self.discriminator(fake_seen, fake_labels)
-        d_loss = discriminator_loss(loss, d_real, d_fake)
-        logs = {"train/d_loss": d_loss.detach()}
-        if class_weight:
-            d_class_loss = class_loss(real_classes, real_labels)
-            d_loss = d_loss + class_weight * d_class_loss
-            logs["train/d_class_loss"] = d_class_loss.detach()
-        if loss == "wgan-gp":  # between the images D saw
-            penalty = gradient_penalty(self.discriminator, real, fake_seen, real_labels)
-            d_loss = d_loss + self.hparams.gp_weight * penalty
-            logs["train/gradient_penalty"] = penalty.detach()
+        d_loss, logs, d_real, d_fake = self.objective.discriminator_step(
+            self.discriminator, real, real_labels, fake, fake_labels)
         self._watch_finite("d_loss", d_loss, batch_idx)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
-        if g_step:  # G step against the updated D, its gradient flowing back through a new draw of the augmentation
+        if g_step:  # G step against the updated D
             self.toggle_optimizer(opt_g)
-            fake_seen = diff_augment(fake, self.augment)
-            if class_weight:  # AC-GAN: G is also scored on D's reading of the digit it was asked for
-                g_fake, fake_classes = self.discriminator(fake_seen, fake_labels, with_classes=True)
-                g_class_loss = class_loss(fake_classes, fake_labels)
-                logs["train/g_class_loss"] = g_class_loss.detach()
-            else:
-                g_fake = self.discriminator(fake_seen, fake_labels)
-            g_loss = generator_loss(loss, g_fake)
-            logs["train/g_loss"] = g_loss.detach()
-            if class_weight:
-                g_loss = g_loss + class_weight * g_class_loss
+            g_loss, g_logs = self.objective.generator_step(self.discriminator, fake, fake_labels)
+            logs |= g_logs
             self._watch_finite("g_loss", g_loss, batch_idx)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
@@ -249,11 +216,18 @@ class GAN(L.LightningModule):
             nn.utils.clip_grad_norm_(params, clip_val)
 
     def _logs_this_step(self) -> bool:
-        """Whether Lightning writes this batch's training logs (every `trainer.log_every_n_steps` batches, and the
-        last). Only then are they logged: each `self.log` call costs about a millisecond of CPU, which is a tenth
-        of a small model's training step on a CPU (the progress bar's losses are refreshed as often)."""
-        connector = getattr(self.trainer, "_logger_connector", None)  # Lightning's own test for it
-        return True if connector is None else bool(connector.should_update_logs)
+        """Whether Lightning writes this batch's training logs: every `trainer.log_every_n_steps` batches counted over
+        the whole run, and when training stops. Only then are they logged: each `self.log` call costs about a
+        millisecond of CPU, which is a tenth of a small model's training step on a CPU (the progress bar's losses
+        are refreshed as often). Called after the batch's steps; the batches done, this one included, come from the
+        optimizer steps taken (Lightning's `global_step`): one D step per batch and a G step every `d_steps`
+        batches, so g = b + b // d_steps."""
+        every = self.trainer.log_every_n_steps
+        if not every:
+            return False
+        d_steps = self.hparams.d_steps
+        batches_done = (self.global_step * d_steps + d_steps) // (d_steps + 1)
+        return batches_done % every == 0 or self.trainer.should_stop
 
     def _score(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits).mean() if self.hparams.loss == "bce" else logits.mean()

@@ -6,12 +6,18 @@
 - `wgan-gp`: the Wasserstein critic loss with a gradient penalty on random interpolates (Gulrajani et al.,
   2017). The penalty is computed in fp32, outside autocast: second-order gradients in half precision
   overflow and underflow.
+
+`GANObjective` puts them together with AC-GAN's class loss and the augmentation of D's inputs: D's and G's loss
+on one batch, what every training loop of the project calls.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from gan_lightning.models.augment import diff_augment
 
 LOSSES = ("bce", "hinge", "wgan-gp")
 
@@ -61,3 +67,59 @@ def gradient_penalty(
         scores = discriminator(mixed, labels).float()
         (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
         return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+@dataclass(frozen=True)
+class GANObjective:
+    """What D and G minimise on one batch, from the networks and the images: the one definition that the
+    LightningModule's training step and the throughput benchmark's bare loop both call (stepping the optimizers is
+    the loop's job). `loss` names the GAN loss; `gp_weight` weighs WGAN-GP's penalty; `class_loss_weight` > 0 adds
+    AC-GAN's auxiliary class loss (D's `with_classes` head); `augment` names the differentiable augmentations that
+    every input of D passes through, each image with its own draw (DiffAugment)."""
+
+    loss: str = "bce"
+    gp_weight: float = 10.0
+    class_loss_weight: float = 0.0
+    augment: tuple[str, ...] = ()
+
+    def discriminator_step(self, discriminator: Callable[..., torch.Tensor], real: torch.Tensor,
+                           real_labels: torch.Tensor | None, fake: torch.Tensor,
+                           fake_labels: torch.Tensor | None
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """D's loss on real images (B, C, H, W) against G's (detached here), each through its own draw of the
+        augmentation; the detached parts to log; D's logits on the real and the fake images (B,) (B,)."""
+        real, fake = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
+        if self.class_loss_weight:  # AC-GAN: D also learns to classify the real digits
+            d_real, real_classes = discriminator(real, real_labels, with_classes=True)  # (B,), (B, K)
+        else:
+            d_real = discriminator(real, real_labels)  # (B,) logits
+        d_fake = discriminator(fake, fake_labels)
+        d_loss = discriminator_loss(self.loss, d_real, d_fake)
+        logs = {"train/d_loss": d_loss.detach()}
+        if self.class_loss_weight:
+            d_class_loss = class_loss(real_classes, real_labels)
+            d_loss = d_loss + self.class_loss_weight * d_class_loss
+            logs["train/d_class_loss"] = d_class_loss.detach()
+        if self.loss == "wgan-gp":  # between the images D saw
+            penalty = gradient_penalty(discriminator, real, fake, real_labels)
+            d_loss = d_loss + self.gp_weight * penalty
+            logs["train/gradient_penalty"] = penalty.detach()
+        return d_loss, logs, d_real, d_fake
+
+    def generator_step(self, discriminator: Callable[..., torch.Tensor], fake: torch.Tensor,
+                       fake_labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G's loss on its images (B, C, H, W), whose gradient flows back through a new draw of the augmentation,
+        and the detached parts to log."""
+        fake = diff_augment(fake, self.augment)
+        logs = {}
+        if self.class_loss_weight:  # AC-GAN: G is also scored on D's reading of the digit it was asked for
+            g_fake, fake_classes = discriminator(fake, fake_labels, with_classes=True)
+            g_class_loss = class_loss(fake_classes, fake_labels)
+            logs["train/g_class_loss"] = g_class_loss.detach()
+        else:
+            g_fake = discriminator(fake, fake_labels)
+        g_loss = generator_loss(self.loss, g_fake)
+        logs["train/g_loss"] = g_loss.detach()
+        if self.class_loss_weight:
+            g_loss = g_loss + self.class_loss_weight * g_class_loss
+        return g_loss, logs

@@ -12,8 +12,6 @@ The bundled models (`BUNDLED`) live in this package's sub-folders, each with its
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,8 @@ from torch import nn
 
 from gan_lightning import __version__
 from gan_lightning.checkpoint import read_generator, save_generator_file, state_dict_problem
-from gan_lightning.config import check_writable
 from gan_lightning.errors import UserError
+from gan_lightning.files import Staging, check_writable
 from gan_lightning.networks.spec import build_network
 
 FORMAT = "gan-lightning-generator"
@@ -135,7 +133,7 @@ def save_pretrained(
 ) -> Path:
     """Write `generator` as a folder: config.json + model.safetensors (floating-point tensors as `dtype`).
 
-    The folder is staged beside its target and renamed into place. An existing folder is replaced only when
+    Both files are written through `gan_lightning.files.Staging`. An existing folder is replaced only when
     it holds nothing but what this function and a model card write (the card goes: it described the old
     weights); the weights are replaced before the config, and a config never names weights other than its own, so a reader sees either folder whole or a
     hash mismatch, never wrong weights."""
@@ -160,22 +158,14 @@ def save_pretrained(
         "library": "gan-lightning",
         "library_version": __version__,
     }
-    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        staging.mkdir(parents=True)
-        (staging / WEIGHTS).write_bytes(weights)
-        (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        if not folder.exists():
-            os.rename(staging, folder)
-        else:
+        with Staging("out") as staging:  # the weights are renamed into place before the config
+            staging.file(folder / WEIGHTS).write_bytes(weights)
+            staging.file(folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
             for stale in CARD_FILES:  # a card describes the weights being replaced
                 (folder / stale).unlink(missing_ok=True)
-            os.replace(staging / WEIGHTS, folder / WEIGHTS)
-            os.replace(staging / CONFIG, folder / CONFIG)
     except OSError as e:
         raise UserError(f"out={folder}: cannot write the generator ({e.strerror or e}); choose another folder") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -15,22 +15,20 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
-from gan_lightning.config import check_writable
+from gan_lightning import checks
+from gan_lightning import tool_config as conf
 from gan_lightning.errors import UserError, fail
+from gan_lightning.files import Staging, Stopped, check_writable, stop_on_signals
 from gan_lightning.pretrained import export
-from gan_lightning.sampling import config as conf
 from gan_lightning.sampling.outputs import (
     LABEL_DTYPE,
     IdxWriter,
     NpzWriter,
-    Staging,
-    Stopped,
     frame_pictures,
     progress_gif,
     sample_grid,
     save_gif,
     save_png,
-    stop_on_signals,
     strip,
 )
 from gan_lightning.sampling.sampler import Sampler
@@ -113,7 +111,7 @@ def write_animation(
 
 def _out_dir(cfg: DictConfig) -> Path:
     """`out`, a folder that exists or can be made (nothing above it a file, permission to write)."""
-    return check_writable(conf.text(cfg, "out"), "out", folder=True)
+    return check_writable(checks.text(cfg, "out"), "out", folder=True)
 
 
 # samples deflated to measure how much the files of a request take
@@ -147,23 +145,23 @@ def check_space(out: Path, size: int) -> None:
 
 def generate(cfg: DictConfig) -> list[Path]:
     """Do what a generate config asks (see conf/generate.yaml); returns the paths written."""
-    mode = conf.text(cfg, "mode", MODES)
+    mode = checks.text(cfg, "mode", MODES)
     if mode == "progress":
-        return [progress_gif(conf.text(cfg, "run_dir"), fps=conf.positive_number(cfg, "fps", 100))]
+        return [progress_gif(checks.text(cfg, "run_dir"), fps=checks.positive_number(cfg, "fps", 100))]
 
     # every value first, then the checkpoint, then what depends on the model: nothing written until all pass
     out = _out_dir(cfg)
     device = conf.device(cfg, "device")
     source = conf.generator_source(cfg)
-    seed = conf.integer(cfg, "seed", 0, conf.MAX_SEED)
+    seed = checks.seed(cfg, "seed")
     digit = conf.digit_request(cfg, "digit")
-    n, batch_size = conf.integer(cfg, "n", 1), conf.integer(cfg, "batch_size", 1)
-    grid_max = conf.integer(cfg, "grid_max", 1)
-    png, idx = conf.boolean(cfg, "png"), conf.boolean(cfg, "idx")
-    frames, fps = conf.integer(cfg, "frames", 2, 1000), conf.positive_number(cfg, "fps", 100)
-    scale = conf.integer(cfg, "scale", 1, 32)
-    seed_to, digit_to = conf.optional_integer(cfg, "seed_to", 0, conf.MAX_SEED), conf.digit_request(cfg, "digit_to")
-    direction, span = conf.integer(cfg, "direction", 0), conf.positive_number(cfg, "span")
+    n, batch_size = checks.integer(cfg, "n", 1), checks.integer(cfg, "batch_size", 1)
+    grid_max = checks.integer(cfg, "grid_max", 1)
+    png, idx = checks.boolean(cfg, "png"), checks.boolean(cfg, "idx")
+    frames, fps = checks.integer(cfg, "frames", 2, 1000), checks.positive_number(cfg, "fps", 100)
+    scale = checks.integer(cfg, "scale", 1, 32)
+    seed_to, digit_to = checks.seed(cfg, "seed_to", optional=True), conf.digit_request(cfg, "digit_to")
+    direction, span = checks.integer(cfg, "direction", 0), checks.positive_number(cfg, "span")
 
     sampler = Sampler.load(source, device)
     digit = sampler.check_digit(digit)
@@ -210,8 +208,8 @@ def export_main(argv: Sequence[str] | None = None) -> None:
         return
     try:
         cfg = conf.load_config({"ckpt_path": None, "model": None, "out": "generator", "dtype": "float32"}, args)
-        source, out = conf.generator_source(cfg), conf.text(cfg, "out")
-        path = export(source, out, conf.text(cfg, "dtype", ["float32", "float16"]))
+        source, out = conf.generator_source(cfg), checks.text(cfg, "out")
+        path = export(source, out, checks.text(cfg, "dtype", ["float32", "float16"]))
     except UserError as e:
         fail(e)
     print(f"wrote {path}")

@@ -1,27 +1,21 @@
 """Writing digits to files: grids, strips, GIFs, .npz and MNIST IDX files.
 
-Every file is written under a temporary name in its final folder and renamed into place only once all of
-them are complete (`Staging`), so a failure midway leaves what was there before untouched.
+Each command writes its files through one `gan_lightning.files.Staging`, so a failure midway leaves what was
+there before untouched.
 """
 
 import math
-import os
 import re
 import shutil
-import signal
 import tempfile
-import uuid
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 from PIL import Image
 
-from gan_lightning.config import make_folder
 from gan_lightning.errors import UserError
+from gan_lightning.files import Staging
 
 PAD = 2  # pixels between the images of a grid, as in the training grids (torchvision's make_grid)
 LABEL_DTYPE = np.dtype("<i8")  # the npz's labels: int64, little-endian whatever the machine
@@ -158,141 +152,6 @@ class IdxWriter:
         self.file.close()
 
     abandon = close
-
-
-# ---- writing atomically ------------------------------------------------------------------------------------
-
-
-class Stopped(Exception):
-    """SIGTERM or Ctrl-C arrived while `stop_on_signals` was on; `written`: after the files were renamed into place."""
-
-    def __init__(self, signum: int, written: bool = False):
-        self.signal_name, self.written = signal.Signals(signum).name, written
-        super().__init__(f"stopped by {self.signal_name}")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + signal.Signals[self.signal_name]  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-
-
-class _Busy:
-    active = False  # a Staging is renaming its files into place, or removing them
-    pending: int | None = None  # the signal that came meanwhile
-
-
-def _raise_stopped(signum: int, frame) -> None:
-    if _Busy.active:  # neither is ever cut in half: the signal waits until it is done
-        _Busy.pending = signum
-        return
-    raise Stopped(signum)
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """While in the block (main thread only), SIGTERM and Ctrl-C raise `Stopped`, so that the `Staging` being
-    written removes its temporary files and any folder it made. (Python's default SIGTERM ends the process at
-    once, leaving them; its KeyboardInterrupt is caught as well, but ends in a traceback.) A signal the process
-    was started to ignore (SIGINT in a job a non-interactive shell runs with &) stays ignored."""
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            previous[signum] = signal.signal(signum, _raise_stopped)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-class Staging:
-    """Output paths under temporary names in their final folders, renamed into place together on `commit`
-    (or on leaving the `with` block without an error); on an error they are removed instead.
-
-        with Staging() as staging:
-            save_png(grid, staging.file(out / "samples.png"))
-    """
-
-    def __init__(self, key: str = "out"):
-        self.key = key  # the setting that named the folders, for messages
-        self.token = uuid.uuid4().hex[:8]
-        self.pending: list[tuple[Path, Path]] = []  # (temporary, final)
-        self.made: list[Path] = []  # the folders this staging made, deepest first: removed again on discard
-
-    def _make_parent(self, final: Path) -> None:
-        missing = []
-        for folder in final.parents:
-            if folder.exists():
-                break
-            missing.append(folder)
-        make_folder(final.parent, self.key)
-        self.made = missing + self.made
-
-    def file(self, final: Path) -> Path:
-        final = Path(final)
-        if final.is_dir():
-            raise UserError(f"{final} is a folder; it cannot be replaced by a file")
-        self._make_parent(final)
-        temporary = final.with_name(f".{final.stem}.tmp-{self.token}{final.suffix}")
-        self.pending.append((temporary, final))
-        return temporary
-
-    def folder(self, final: Path) -> Path:
-        final = Path(final)
-        if final.exists() and not final.is_dir():
-            raise UserError(f"{final} is a file; it cannot be replaced by a folder")
-        self._make_parent(final)
-        temporary = final.with_name(f".{final.name}.tmp-{self.token}")
-        temporary.mkdir()
-        self.pending.append((temporary, final))
-        return temporary
-
-    def commit(self) -> None:
-        _Busy.active = True
-        try:
-            for temporary, final in self.pending:
-                if temporary.is_dir() and final.is_dir():  # swap whole folders: no stale files from an older run
-                    old = final.with_name(f".{final.name}.old-{self.token}")
-                    final.rename(old)
-                    temporary.rename(final)
-                    shutil.rmtree(old)
-                else:
-                    os.replace(temporary, final)
-            self.pending.clear()
-            self.made.clear()
-        finally:
-            _Busy.active = False
-            signum, _Busy.pending = _Busy.pending, None
-        if signum is not None:
-            raise Stopped(signum, written=True)
-
-    def discard(self) -> None:
-        """Remove the temporary files and the folders made for them (called on an error, or on `Stopped`: a signal
-        that comes meanwhile is dropped, the command is ending already)."""
-        _Busy.active = True
-        try:
-            for temporary, _ in self.pending:
-                if temporary.is_dir():
-                    shutil.rmtree(temporary, ignore_errors=True)
-                else:
-                    temporary.unlink(missing_ok=True)
-            self.pending.clear()
-            for folder in self.made:  # `out` and the folders above it that did not exist before
-                try:
-                    folder.rmdir()
-                except OSError:  # not empty: something else was put there meanwhile
-                    continue
-            self.made.clear()
-        finally:
-            _Busy.active, _Busy.pending = False, None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
 
 
 # ---- training progression ----------------------------------------------------------------------------------

@@ -1,26 +1,23 @@
-"""`key=value` command lines, Hydra style, for the small tools around a trained generator.
+"""The config of the tools around a trained generator (generate, evaluate, export, demo): `key=value` command
+lines, Hydra style, checked with `gan_lightning.checks`.
 
 The defaults are one flat YAML file of conf/ (conf/generate.yaml, conf/demo.yaml); values are parsed as
 YAML (`n=64` is an int, `digit=all` a string, `seed_to=null` None). An unknown key, or an argument that is
-not `key=value`, is a `UserError`; so is a value of the wrong kind, through the checks below.
+not `key=value`, is a `UserError`; so is a value of the wrong kind.
 """
 
 import difflib
-import math
 from collections.abc import Sequence
-from numbers import Real
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from gan_lightning.config import CONFIG_DIR, quote_hint
+from gan_lightning.checks import is_int, text
+from gan_lightning.config import CONFIG_DIR
 from gan_lightning.errors import UserError
 from gan_lightning.pretrained import BUNDLED, DEFAULT_MODEL
-
-# torch's generators take 64-bit seeds; one below 2^63 leaves room for the seed + 1 that a morph defaults to
-MAX_SEED = 2**63 - 1
 
 
 def load_config(defaults: str | dict[str, Any], args: Sequence[str]) -> DictConfig:
@@ -51,57 +48,6 @@ def wants_help(args: Sequence[str]) -> bool:
     return any(arg in ("-h", "--help") for arg in args)
 
 
-# ---- value checks: each returns the value, or raises a UserError naming the key ------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def integer(cfg: DictConfig, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    value = cfg[key]
-    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        if minimum == 1 and maximum is None:
-            what = "a positive integer"
-        elif maximum is None:
-            what = f"an integer >= {minimum}" if minimum is not None else "an integer"
-        else:
-            what = f"an integer from {minimum} to {maximum}"
-        raise UserError(f"{key} must be {what}, got {value!r}")
-    return value
-
-
-def optional_integer(cfg: DictConfig, key: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
-    return None if cfg[key] is None else integer(cfg, key, minimum, maximum)
-
-
-def positive_number(cfg: DictConfig, key: str, maximum: float | None = None) -> float:
-    value = cfg[key]
-    if not (isinstance(value, Real) and not isinstance(value, bool) and 0 < value < math.inf):
-        raise UserError(f"{key} must be a positive number, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise UserError(f"{key} must be at most {maximum}, got {value!r}")
-    return float(value)
-
-
-def boolean(cfg: DictConfig, key: str) -> bool:
-    value = cfg[key]
-    if not isinstance(value, bool):
-        raise UserError(f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def text(cfg: DictConfig, key: str, choices: Sequence[str] | None = None) -> str:
-    value = cfg[key]
-    if value is None or value == "":
-        raise UserError(f"{key} is required: add {key}=...")
-    if not isinstance(value, str):  # a number, a list...: YAML read something else than a name
-        raise UserError(f"{key} must be a word or a path, got {value!r}{quote_hint(key, value)}")
-    if choices is not None and value not in choices:
-        raise UserError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 def generator_source(cfg: DictConfig) -> str:
     """What a tool opens: `ckpt_path` (a training checkpoint, an exported generator or a generator folder), else
     `model` (a bundled model's name), else the bundled conditional GAN."""
@@ -118,7 +64,7 @@ def generator_source(cfg: DictConfig) -> str:
 def digit_request(cfg: DictConfig, key: str) -> int | str | None:
     """A digit key before the model is known: 'all', null, or an integer (checked against the model later)."""
     value = cfg[key]
-    if value is None or value == "all" or _is_int(value):
+    if value is None or value == "all" or is_int(value):
         return value
     raise UserError(f"{key} must be 'all' or a digit, got {value!r}")
 
