@@ -5,7 +5,7 @@
     x = g.sample(16, digit=7, seed=0)     # uint8 (16, 28, 28), 0 = black background like MNIST
 """
 
-__version__ = "0.1.0"
+from gan_lightning.version import __version__
 
 
 def load_generator(source: str = "cgan", device: str = "cpu"):

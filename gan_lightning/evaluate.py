@@ -17,9 +17,10 @@ import torch
 from gan_lightning import checks
 from gan_lightning import tool_config as conf
 from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError, fail
 from gan_lightning.files import check_writable, make_folder, write_json
-from gan_lightning.metrics import GANQuality, reference_row, to_model_range
+from gan_lightning.metrics import GANQuality, reference_row
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.memorisation import memorisation

@@ -4,7 +4,7 @@ to use when other processes want the same cores.
 - `fast_precision` (the `${fast_precision:...}` resolver of `trainer.precision`): bf16 autocast on a CPU that
   computes bfloat16 natively (AVX-512 BF16 or AMX), where oneDNN's bf16 convolutions are faster; fp32 everywhere
   else. Emulated bf16 on a CPU without it is slower than fp32; on a GPU these networks are so small that a step is
-  bound by kernel launches, and autocast's casts cost more than bf16 saves (README, On a GPU: on an H200 the
+  bound by kernel launches, and autocast's casts cost more than bf16 saves (docs/gpu.md: on an H200 the
   fp32 loop trained 1.05-1.9x more images/s than bf16 ones).
 - `CPUThreads` (a callback): torch's intra-op threads follow the cores that are free. OpenMP threads that find
   their core taken spin while they wait: two processes with two threads each on two cores train 10 times slower

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's GPU checks in one go, for a machine with one CUDA GPU (README, "On a GPU"):
+# The project's GPU checks in one go, for a machine with one CUDA GPU (docs/gpu.md):
 #   1. the throughput benchmark on the GPU (project loop vs bare loop, all three models) at batch 32 and 256, with
 #      the project loop's host syncs counted; then compiled (model.compile=true) at batch 256;
 #   2. 10-epoch `trainer=gpu` training runs of the DCGAN and the conditional GAN at batch 256 and 128, each
@@ -8,7 +8,7 @@
 #      visible. The runs share the machine, so their seconds per epoch are upper bounds; the benchmark's are not.
 # Everything goes under WORK (default outputs/gpu_check); summary.md there is the table of the training runs. With
 # OUT set to another folder, the logs, the tables and results.tgz (logs, reports, last sample grids) are copied there.
-# A machine without Hydra and without a package index: wheels in .whl/ are installed first (README, "On a GPU").
+# A machine without Hydra and without a package index: wheels in .whl/ are installed first (docs/gpu.md).
 # Knobs for a dry run on a CPU: DEVICE=cpu TRAINER=cpu EPOCHS=1 LIMIT=5 BENCH_BATCHES=12 bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."

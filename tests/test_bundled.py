@@ -12,10 +12,10 @@ import torch
 from gan_lightning import load_generator, pretrained
 from gan_lightning.evaluate import COLUMNS, evaluate_report
 from gan_lightning.evaluate import main as evaluate_main
+from gan_lightning.export import main as export_main
+from gan_lightning.generate import main as generate_main
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
-from gan_lightning.sampling.generate import export_main
-from gan_lightning.sampling.generate import main as generate_main
 
 ROOT = pretrained.BUNDLED_DIR.parents[1]
 

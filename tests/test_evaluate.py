@@ -6,7 +6,7 @@ import torch
 from gan_lightning.errors import UserError
 from gan_lightning.evaluate import main
 from gan_lightning.files import write_json
-from gan_lightning.sampling.generate import main as generate_main
+from gan_lightning.generate import main as generate_main
 
 
 def test_evaluate_prints_the_table_and_writes_json(trained_run, capsys, tmp_path):

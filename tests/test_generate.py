@@ -15,8 +15,9 @@ from PIL import Image
 from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.data.mnist import read_idx
 from gan_lightning.errors import UserError
+from gan_lightning.export import main as export_main
+from gan_lightning.generate import files_size, main
 from gan_lightning.sampling import Sampler, latent, outputs, progress_gif
-from gan_lightning.sampling.generate import export_main, files_size, main
 
 ROOT = Path(__file__).resolve().parents[1]
 

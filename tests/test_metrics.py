@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 from gan_lightning.metrics import (
     FrozenClassifier,
@@ -21,7 +22,6 @@ from gan_lightning.metrics import (
     load_classifier,
     mnist_score,
     reference_row,
-    to_model_range,
 )
 from gan_lightning.metrics.classifier import WEIGHTS_PATH, record_path
 from gan_lightning.metrics.quality import label_accuracy

@@ -10,7 +10,8 @@ import torch
 from gan_lightning import load_generator, pretrained
 from gan_lightning.checkpoint import read_generator
 from gan_lightning.errors import UserError
-from gan_lightning.sampling.generate import export_main, main
+from gan_lightning.export import main as export_main
+from gan_lightning.generate import main
 
 
 def ckpt(trained_run, model: str):

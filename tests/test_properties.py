@@ -213,7 +213,7 @@ GENERATE_KEYS = st.sampled_from([
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(GENERATE_KEYS, GENERATE_VALUES), max_size=4))
 def test_generate_never_crashes_and_never_touches_files_on_error(trained_run, tmp_path_factory, args):
-    from gan_lightning.sampling.generate import main
+    from gan_lightning.generate import main
 
     out = tmp_path_factory.mktemp("out")
     before = {"keep.txt": b"not ours", "samples.png": b"an older grid", "morph.gif": b"an older morph"}
@@ -252,7 +252,7 @@ GENERATE_BAD = pairs({
 @SETTINGS
 @given(other=st.lists(GENERATE_OTHER, max_size=3), bad=GENERATE_BAD)
 def test_generate_refuses_bad_paths_and_huge_numbers_and_leaves_out_alone(files, tmp_path_factory, other, bad):
-    from gan_lightning.sampling.generate import main
+    from gan_lightning.generate import main
 
     work = workspace(tmp_path_factory)
     before = snapshot(work)
@@ -309,7 +309,7 @@ EXPORT_BAD = pairs({
 @SETTINGS
 @given(bad=EXPORT_BAD)
 def test_export_refuses_bad_input_and_leaves_out_alone(files, tmp_path_factory, bad):
-    from gan_lightning.sampling.generate import export_main
+    from gan_lightning.export import main as export_main
 
     work = workspace(tmp_path_factory)
     before, checkpoint = snapshot(work), Path(files["{cgan}"]).read_bytes()

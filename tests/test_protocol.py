@@ -6,7 +6,8 @@ import torch
 import gan_lightning.data.datamodule
 import gan_lightning.metrics.quality
 from gan_lightning.data import MNISTDataModule
-from gan_lightning.metrics import GANQuality, reference_row, to_model_range
+from gan_lightning.data.scaling import to_model_range
+from gan_lightning.metrics import GANQuality, reference_row
 from gan_lightning.train import train
 from tests.conftest import compose_run, validation_real_row
 

@@ -366,7 +366,7 @@ def test_same_seed_same_samples_and_metrics(tmp_path):
     """Two runs with the same seed and config on CPU: identical checkpoints, metrics and generated samples."""
     import numpy as np
 
-    from gan_lightning.sampling.generate import main
+    from gan_lightning.generate import main
 
     results = []
     for run in ("a", "b"):

@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
-from gan_lightning.data.datamodule import to_unit_range
+from gan_lightning.data.scaling import to_model_range
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
 PRECISIONS = {"32-true": (None, False), "32": (None, False), "bf16-mixed": (torch.bfloat16, False),
@@ -179,7 +179,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
                     else contextlib.nullcontext())
         g_step = (i + 1) % d_steps == 0
         with autocast:  # Lightning runs the whole training_step, backward included, under autocast
-            real, labels = to_unit_range(images.to(device)), labels.to(device)
+            real, labels = to_model_range(images.to(device)), labels.to(device)
             batch_size = real.shape[0]
             z = torch.randn(batch_size, noise_dim, device=device)
             fake_labels = torch.randint(0, num_classes, (batch_size,), device=device) if conditional else None

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from gan_lightning.data.mnist import download_mnist, load_mnist
+from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 
 
@@ -30,11 +31,6 @@ class TensorBatches(Dataset):
 
     def __getitem__(self, indices):
         return self.images[indices], self.labels[indices]  # (B, H, W) uint8, (B,) int64
-
-
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W) in [0, 255] -> float (B, 1, H, W) in [-1, 1]."""
-    return images.unsqueeze(1).float().div_(127.5).sub_(1.0)
 
 
 def random_rotation(images: torch.Tensor, max_degrees: float, generator=None) -> torch.Tensor:
@@ -253,7 +249,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
-        images = to_unit_range(images)  # (B, 1, H, W) in [-1, 1]
+        images = to_model_range(images)  # (B, 1, H, W) in [-1, 1]
         if self.rotation and self.trainer is not None and self.trainer.training:
             images = random_rotation(images, self.rotation)
         return images, labels

@@ -1,6 +1,6 @@
 """Quality metrics for generated MNIST digits, judged by a bundled, checksummed MNIST classifier."""
 
-from gan_lightning.metrics.classifier import FrozenClassifier, MNISTClassifier, load_classifier, to_model_range
+from gan_lightning.metrics.classifier import FrozenClassifier, MNISTClassifier, load_classifier
 from gan_lightning.metrics.quality import GANQuality, evaluate_images, mnist_score, reference_row
 
 __all__ = [
@@ -11,5 +11,4 @@ __all__ = [
     "load_classifier",
     "mnist_score",
     "reference_row",
-    "to_model_range",
 ]

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from gan_lightning.data.mnist import load_mnist
-from gan_lightning.metrics.classifier import to_model_range
+from gan_lightning.data.scaling import to_model_range
 from gan_lightning.metrics.quality import draw
 from gan_lightning.metrics.train_classifier import accuracy, fit_classifier
 

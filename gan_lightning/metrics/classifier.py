@@ -24,11 +24,6 @@ HELD_OUT_START = 50_000
 HELD_OUT_IMAGES = 60_000 - HELD_OUT_START  # real training images the classifier never saw
 
 
-def to_model_range(images: Tensor) -> Tensor:
-    """uint8 MNIST images (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], the range generators produce."""
-    return images.unsqueeze(1).float() / 127.5 - 1
-
-
 def record_path(weights_path: Path) -> Path:
     """The JSON record that lies beside a weights file."""
     return weights_path.with_suffix(".json")

@@ -41,8 +41,9 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
 from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
-from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier, to_model_range
+from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier
 from gan_lightning.metrics.per_digit import per_class_fid
 from gan_lightning.metrics.prdc import DC_K, PR_K, knn_radii, prdc
 
@@ -271,6 +272,16 @@ class GANQuality(nn.Module):
             result.update(prdc(real, fake, real_radii=self._real_radii))
         return result
 
+    def score_real(self, images: Tensor, labels: Tensor | None = None) -> dict:
+        """The metrics of real images (uint8 (n, 28, 28)) scored as if generated, `labels` as the digits asked for,
+        against the reference in use: what a perfect generator scores at this n (under DDP, each rank gives its
+        share). Generated images updated before are forgotten."""
+        self.reset()
+        self.update(to_model_range(images).to(self.device), None if labels is None else labels.to(self.device))
+        result = self.compute()
+        self.reset()
+        return result
+
     def reset(self) -> None:
         """Forget the generated images (the real-image features stay)."""
         self.fid.reset()
@@ -319,11 +330,7 @@ def real_row(images: Tensor, labels: Tensor, reference: tuple[Tensor, Tensor] | 
     quality = GANQuality().to(device) if reference is not None else _shared_quality(torch.device(device))
     if reference is not None:
         quality.use_reference(*reference)
-    quality.reset()
-    quality.update(to_model_range(images).to(device), labels.to(device))
-    result = quality.compute()
-    quality.reset()
-    return result
+    return quality.score_real(images, labels)
 
 
 def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 from gan_lightning.metrics.classifier import (
     HELD_OUT_START,
@@ -22,7 +23,6 @@ from gan_lightning.metrics.classifier import (
     MNISTClassifier,
     record_path,
     sha256_of,
-    to_model_range,
 )
 
 

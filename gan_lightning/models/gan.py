@@ -18,8 +18,8 @@ from torch.optim import Optimizer
 
 from gan_lightning.errors import TrainingDiverged
 from gan_lightning.metrics import GANQuality
-from gan_lightning.metrics.classifier import to_model_range
 from gan_lightning.metrics.quality import draw
+from gan_lightning.models import rng
 from gan_lightning.models.augment import parse_policy
 from gan_lightning.models.divergence import DivergenceWatch
 from gan_lightning.models.losses import LOSSES, GANObjective
@@ -271,11 +271,7 @@ class GAN(L.LightningModule):
         self._epoch_totals = {}
 
     def on_fit_start(self) -> None:
-        # Under DDP every rank starts from the same seed (and a resumed run from rank 0's saved RNG state): give
-        # each rank its own noise stream, derived deterministically from the common one.
-        if self.trainer.world_size > 1 and not getattr(self, "_restored_rank_rng", False):
-            offset = int(torch.randint(2**31, ()).item())
-            torch.manual_seed(offset + self.global_rank)
+        rng.split_per_rank(self)
 
     def on_validation_epoch_start(self) -> None:
         # validation noise has its own seeded stream (one per rank), so validating never shifts the training noise
@@ -329,11 +325,7 @@ class GAN(L.LightningModule):
         n = min(self.hparams.eval_samples, len(train_set.labels))
         first, last = n * self.global_rank // self.trainer.world_size, n * (self.global_rank + 1) // self.trainer.world_size
         images, labels = draw(train_set.images.cpu(), train_set.labels.cpu(), n, seed=self.hparams.sample_seed)
-        images, labels = to_model_range(images[first:last]).to(self.device), labels[first:last].to(self.device)
-        self.quality.update(images, labels if self.conditional else None)
-        metrics = self.quality.compute()
-        self.quality.reset()
-        return metrics
+        return self.quality.score_real(images[first:last], labels[first:last] if self.conditional else None)
 
     def configure_model(self) -> None:
         if self.hparams.channels_last:
@@ -353,34 +345,9 @@ class GAN(L.LightningModule):
         self._check_finite()  # never save the weights of a diverged step
         # what `gan_lightning.checkpoint` needs to rebuild the networks without unpickling objects
         checkpoint["networks"] = self.networks
-        # the state of the training noise (and rotation) stream, so a resumed run draws what this one would have;
-        # under DDP (this hook runs on every rank) each rank's own state, gathered into rank 0's checkpoint
-        checkpoint["rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
-        if self._trainer is not None and self.trainer.world_size > 1:
-            checkpoint["rng"]["torch_per_rank"] = self.all_gather(torch.get_rng_state().to(self.device)).cpu()
-            if self.device.type == "cuda":
-                cuda_state = torch.cuda.get_rng_state(self.device).to(self.device)
-                checkpoint["rng"]["cuda_per_rank"] = self.all_gather(cuda_state).cpu()
+        # the training noise streams, so a resumed run draws what this one would have
+        checkpoint["rng"] = rng.state(self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # called before training resumes (the sanity check runs with the RNG isolated)
-        rng = checkpoint.get("rng") or {}
-        world = self.trainer.world_size if self._trainer is not None else 1
-        per_rank = rng.get("torch_per_rank")
-        if world > 1 and per_rank is not None and len(per_rank) == world:
-            # a row of the gathered states is a view into them: the RNG setters read a tensor's storage from its
-            # start, so each row is copied out first
-            torch.set_rng_state(per_rank[self.global_rank].clone().cpu())
-            self._restored_rank_rng = True  # on_fit_start keeps it rather than re-seeding
-            # Lightning calls this hook before it moves the module to its device, so the device is the strategy's
-            cuda_per_rank = rng.get("cuda_per_rank")
-            device = self.trainer.strategy.root_device
-            if cuda_per_rank is not None and len(cuda_per_rank) == world and device.type == "cuda":
-                torch.cuda.set_rng_state(cuda_per_rank[self.global_rank].clone().cpu(), device)
-            return
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"].cpu())
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])
+        rng.restore(self, checkpoint.get("rng") or {})

@@ -19,11 +19,11 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from gan_lightning import __version__
 from gan_lightning.checkpoint import read_generator, save_generator_file, state_dict_problem
 from gan_lightning.errors import UserError
 from gan_lightning.files import Staging, check_writable
 from gan_lightning.networks.spec import build_network
+from gan_lightning.version import __version__
 
 FORMAT = "gan-lightning-generator"
 FORMAT_VERSION = 1

@@ -13,13 +13,9 @@ import torch
 from torch import nn
 
 from gan_lightning import pretrained
+from gan_lightning.data.scaling import to_uint8
 from gan_lightning.errors import UserError
 from gan_lightning.sampling import latent
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output (B, 1, H, W) in [-1, 1] -> uint8 (B, H, W) in [0, 255], the inverse of the data scaling."""
-    return ((images[:, 0].float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 class Sampler:

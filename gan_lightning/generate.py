@@ -19,7 +19,6 @@ from gan_lightning import checks
 from gan_lightning import tool_config as conf
 from gan_lightning.errors import UserError, fail
 from gan_lightning.files import Staging, Stopped, check_writable, stop_on_signals
-from gan_lightning.pretrained import export
 from gan_lightning.sampling.outputs import (
     LABEL_DTYPE,
     IdxWriter,
@@ -194,22 +193,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(e.exit_code)
     for path in paths:
         print(f"wrote {path}")
-
-
-EXPORT_USAGE = """`python scripts/export_generator.py ckpt_path=PATH|model=NAME [out=generator]`: a generator on its own,
-as a folder that any tool, `load_generator` and a model hub take (config.json + model.safetensors), or as one
-torch file when out ends in .pt. `dtype=float16` halves the weights' size."""
-
-
-def export_main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if conf.wants_help(args):
-        print(EXPORT_USAGE)
-        return
-    try:
-        cfg = conf.load_config({"ckpt_path": None, "model": None, "out": "generator", "dtype": "float32"}, args)
-        source, out = conf.generator_source(cfg), checks.text(cfg, "out")
-        path = export(source, out, checks.text(cfg, "dtype", ["float32", "float16"]))
-    except UserError as e:
-        fail(e)
-    print(f"wrote {path}")
