@@ -19,7 +19,7 @@ from gan_lightning import tool_config as conf
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError, fail
-from gan_lightning.files import check_writable, make_folder, write_json
+from gan_lightning.files import Staging, check_writable, make_folder, write_json
 from gan_lightning.metrics import GANQuality, reference_row
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
@@ -152,7 +152,8 @@ def memorisation_report(sampler: Sampler, n: int, seed: int, picture: Path) -> d
     result = memorisation(samples)
     train, _ = load_mnist("train")
     pairs = [samples[i] for i, _, _ in result["closest"]] + [train[j].numpy() for _, j, _ in result["closest"]]
-    save_png(tile(np.stack(pairs), ncols=len(result["closest"]), nrows=2), picture)
+    with Staging("out") as staging:
+        save_png(tile(np.stack(pairs), ncols=len(result["closest"]), nrows=2), staging.file(picture))
     return {**result, "picture": str(picture)}
 
 

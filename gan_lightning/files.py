@@ -225,12 +225,16 @@ def write_json(path: str | Path, content: Any, key: str = "out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{key}={path} is a folder; give a file path for the JSON file")
+    return write_file(path, json_text(content, path), key)
+
+
+def json_text(content: Any, path: str | Path) -> str:
+    """`content` as indented, strict JSON text (for the file at `path`, which a refusal names)."""
     try:
-        text = json.dumps(content, indent=2, allow_nan=False) + "\n"
+        return json.dumps(content, indent=2, allow_nan=False) + "\n"
     except ValueError:
         raise UserError(f"the content for {path} holds NaN or infinite numbers, so it was not written: "
                         f"{', '.join(non_finite(content)) or 'somewhere'}") from None
-    return write_file(path, text, key)
 
 
 def non_finite(value: Any, name: str = "") -> list[str]:

@@ -28,6 +28,7 @@ from gan_lightning.benchmarks.recipes import DEFAULT_OUT, run
 from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import COLUMNS as EVALUATE_COLUMNS
 from gan_lightning.evaluate import evaluate_sampler, labelled_samples
+from gan_lightning.files import write_file, write_json
 from gan_lightning.metrics import reference_row
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.memorisation import memorisation
@@ -116,7 +117,7 @@ def score(record: dict, n: int, cas_n: int, cas_epochs: int) -> dict:
                                             cas_epochs, seed=record["seed"])
         result.update(cas=cas["cas"], real_accuracy=cas["real_accuracy"])
     result = {k: v for k, v in result.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-    path.write_text(json.dumps({"settings": settings, "scores": result}, indent=2) + "\n")
+    write_json(path, {"settings": settings, "scores": result}, key="--out")
     return result
 
 
@@ -158,8 +159,7 @@ def plot_curves(curves: dict[str, dict[int, dict[str, list[float]]]], path: Path
                 ax.set_xlabel("epoch")
         axes[0][column].legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    write_file(path, lambda file: figure.savefig(file, format="png", dpi=80), key="--out")
     plt.close(figure)
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lightning.config import compose_config
 from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import evaluate_sampler, format_table
+from gan_lightning.files import Staging, write_json
 from gan_lightning.metrics import reference_row
 from gan_lightning.sampling.outputs import sample_grid, save_png
 from gan_lightning.sampling.sampler import Sampler
@@ -94,12 +95,11 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     resume = last.exists() and not retrain
     if resume:
         cfg.ckpt_path = str(last)
-    folder.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+    write_json(result_file, record, key="--out")
     start = time.perf_counter()
     train(cfg)
     record.update(minutes=(time.perf_counter() - start) / 60, resumed=resume, checkpoint=str(last))
-    result_file.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+    write_json(result_file, record, key="--out")
     return record
 
 
@@ -204,5 +204,6 @@ def benchmark(argv=None) -> None:
     print("\n" + "\n".join(check_targets(rows)))
     models = [m for m in MODELS if any((m, r) in grids for r in RECIPES)]
     picture = args.out / "recipes.png"
-    save_png(side_by_side(grids, models), picture)
+    with Staging("--out") as staging:
+        save_png(side_by_side(grids, models), staging.file(picture))
     print(f"\nbaseline (left) vs default (right) grids, one row per model: {picture}")

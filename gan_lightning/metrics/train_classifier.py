@@ -5,7 +5,7 @@ accuracy once at the end (the test set never steers training). Output: a state d
 """
 
 import datetime
-import json
+import io
 import math
 import time
 from pathlib import Path
@@ -17,6 +17,7 @@ from torch import Tensor
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
+from gan_lightning.files import Staging, json_text
 from gan_lightning.metrics.classifier import (
     HELD_OUT_START,
     WEIGHTS_PATH,
@@ -143,11 +144,11 @@ def train_classifier(
 
     test_accuracy = accuracy(model, test_x, test_labels)
     log(f"test accuracy {test_accuracy:.4f}")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_path)
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
     record = {
         "file": out_path.name,
-        "sha256": sha256_of(out_path.read_bytes()),
+        "sha256": sha256_of(weights.getvalue()),
         "test_accuracy": test_accuracy,
         "held_out_accuracy": held_accuracy,
         "trained_on": f"MNIST train[:{train_end}]",
@@ -163,6 +164,8 @@ def train_classifier(
         "torch_version": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    record_path(out_path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+    with Staging("out") as staging:  # the weights and their record together
+        staging.file(out_path, keep_suffix=False).write_bytes(weights.getvalue())
+        staging.file(record_path(out_path)).write_text(json_text(record, record_path(out_path)))
     log(f"wrote {out_path} and {record_path(out_path).name}")
     return record

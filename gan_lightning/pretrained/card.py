@@ -20,7 +20,7 @@ import yaml
 from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import COLUMNS, PER_DIGIT, evaluate_report, labelled_samples
-from gan_lightning.files import write_json
+from gan_lightning.files import Staging, json_text
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, MODELS, WEIGHTS, sha256
@@ -189,10 +189,11 @@ def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtyp
     images, labels = shipped.sample(64 if not shipped.conditional else 80, seed=GRID_SEED), None
     if shipped.conditional:
         labels = np.arange(len(images)) % shipped.num_classes
-    save_png(sample_grid(images, labels, shipped.num_classes), out / "samples.png")
-    write_json(out / "eval.json", numbers)
     config = json.loads((out / CONFIG).read_text())
-    (out / "README.md").write_text(card_text(name, config, numbers))
+    with Staging("out") as staging:  # the card's three files together
+        save_png(sample_grid(images, labels, shipped.num_classes), staging.file(out / "samples.png"))
+        staging.file(out / "eval.json").write_text(json_text(numbers, out / "eval.json"))
+        staging.file(out / "README.md").write_text(card_text(name, config, numbers))
     print(f"wrote {out}: config sha256 {sha256((out / CONFIG).read_bytes())}")
     return out
 
