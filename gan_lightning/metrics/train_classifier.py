@@ -4,10 +4,15 @@ It trains on train[:HELD_OUT_START], watches accuracy on the held-out rest of th
 accuracy once at the end (the test set never steers training). Output: a state dict and a JSON record beside it.
 """
 
+import argparse
 import datetime
 import io
 import math
+import os
+import shlex
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -16,7 +21,7 @@ from torch import Tensor
 
 from gan_lightning.data.mnist import load_mnist
 from gan_lightning.data.scaling import to_model_range
-from gan_lightning.errors import UserError
+from gan_lightning.errors import UserError, fail
 from gan_lightning.files import Staging, json_text
 from gan_lightning.metrics.classifier import (
     HELD_OUT_START,
@@ -169,3 +174,24 @@ def train_classifier(
         staging.file(record_path(out_path)).write_text(json_text(record, record_path(out_path)))
     log(f"wrote {out_path} and {record_path(out_path).name}")
     return record
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python scripts/train_classifier.py [--epochs 12] [--seed 0] [--out PATH]`: writes
+    outputs/classifier/mnist_classifier.pt and the .json record beside it: on the same machine type, the same file as
+    the shipped gan_lightning/metrics/weights/mnist_classifier.pt (compare the records' sha256). To replace the
+    shipped network, pass that path as --out."""
+    parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="outputs/classifier/mnist_classifier.pt",
+                        help="weights file; the .json record goes beside it")
+    parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for torch")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "scripts/train_classifier.py", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        train_classifier(epochs=args.epochs, seed=args.seed, out_path=args.out, train_size=args.train_size,
+                         num_threads=args.threads, command=command)
+    except UserError as e:
+        fail(e)
