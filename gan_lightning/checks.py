@@ -117,11 +117,11 @@ def text(cfg: DictConfig, key: str, choices: Sequence[str] | None = None, option
     """A word or a path (a number or a list is a mistake: YAML read a name as something else), one of `choices`
     when given."""
     found = value(cfg, key)
-    if found is None or found == "":
-        if optional:
-            return None
+    if found is None and optional:
+        return None
+    if found is None or (found == "" and not optional):
         raise UserError(f"{key} is required: add {key}=...")
-    if not isinstance(found, str):
+    if not isinstance(found, str) or not found:
         raise UserError(f"{key} must be a word or a path, got {found!r}{quote_hint(key, found)}")
     if choices is not None and found not in choices:
         raise UserError(f"{key}={found!r} is not one of: {', '.join(choices)}")

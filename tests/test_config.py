@@ -79,6 +79,7 @@ def test_defaults_follow_the_dcgan_paper():
      "callbacks.last_checkpoint.every_n_batches must be an integer >= 0"),
     (["callbacks.sample_grid.every_n_epochs=0"], "callbacks.sample_grid.every_n_epochs must be a positive integer"),
     (["ckpt_path=[1,2]"], "ckpt_path must be a word or a path, got [1, 2]"),
+    (["runs_dir=''"], "runs_dir must be a word or a path, got ''"),
     (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
     (["model.quality=null"], "~callbacks.best_checkpoint"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
