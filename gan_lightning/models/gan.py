@@ -87,9 +87,8 @@ class GAN(L.LightningModule):
         assert gradient_clip_val is None or gradient_clip_val > 0, gradient_clip_val
         assert gradient_clip_algorithm in CLIP_ALGORITHMS, gradient_clip_algorithm
         assert class_loss_weight >= 0 and (conditional or not class_loss_weight), class_loss_weight
-        self.augment = parse_policy(augment)
         # D's and G's losses on a batch (the loss, WGAN-GP's penalty, AC-GAN's class loss, DiffAugment)
-        self.objective = GANObjective(loss, gp_weight, class_loss_weight, tuple(self.augment))
+        self.objective = GANObjective(loss, gp_weight, class_loss_weight, tuple(parse_policy(augment)))
         self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
         # the label input of both networks: 0 classes makes them unconditional
         label_classes = num_classes if conditional else 0
