@@ -25,27 +25,27 @@ MAX_SEED = 2**32 - 1
 _ABSENT = object()
 
 
+def _select(cfg: DictConfig, key: str) -> Any:
+    """The value at `key`, or `_ABSENT` when the config does not hold the key."""
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise UserError(f"{key}: {str(e).splitlines()[0]}") from None
+
+
 def value(cfg: DictConfig, key: str) -> Any:
     """The value at `key` (None when the config does not hold the key); a missing mandatory value (`???`) or a broken
     interpolation is a `UserError`."""
-    try:
-        found = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
-    except OmegaConfBaseException as e:
-        raise UserError(f"{key}: {str(e).splitlines()[0]}") from None
+    found = _select(cfg, key)
     return None if found is _ABSENT else found
 
 
 def _given(cfg: DictConfig, key: str, optional: bool, what: str) -> bool:
     """Whether there is a value to check: False for an absent key, or for null where null is allowed."""
-    try:
-        held = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
-    except OmegaConfBaseException as e:
-        raise UserError(f"{key}: {str(e).splitlines()[0]}") from None
-    if held is _ABSENT:
-        return False
+    held = _select(cfg, key)
     if held is None and not optional:
         raise UserError(f"{key} must be {what}, got null")
-    return held is not None
+    return held is not _ABSENT and held is not None
 
 
 def is_int(found: Any) -> bool:

@@ -193,11 +193,8 @@ class Staging:
 
 
 def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries, to the disk (a folder is opened read-only, as fsync allows on Linux)."""
-    if path.is_dir():
-        for child in path.rglob("*"):
-            if child.is_file():
-                _fsync(child)
+    """Flush a file's content, or a folder's entries (not the files inside it), to the disk (a folder is opened
+    read-only, as fsync allows on Linux)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
