@@ -2,8 +2,9 @@
 # The project's GPU checks in one go, for a machine with one CUDA GPU (docs/gpu.md):
 #   1. the throughput benchmark on the GPU (project loop vs bare loop, all three models) at batch 32 and 256, with
 #      the project loop's host syncs counted; then compiled (model.compile=true) at batch 256;
-#   2. 10-epoch `trainer=gpu` training runs of the DCGAN and the conditional GAN at batch 256 and 128, each
-#      scored on 10,000 samples by scripts/evaluate.py, side by side with the fast tests (`pytest -m "not slow"`,
+#   2. 10-epoch `trainer=gpu` training runs of the DCGAN and the conditional GAN (RUNS: NAME:MODEL:BATCH:LR
+#      each; the default recipe's batch of 32 and larger ones), each scored on 10,000 samples by
+#      scripts/evaluate.py, side by side with the fast tests (`pytest -m "not slow"`,
 #      the CUDA-only tests included; the demo's browser test and the sweep plugins' tests left out) with the GPU
 #      visible. The runs share the machine, so their seconds per epoch are upper bounds; the benchmark's are not.
 # Everything goes under WORK (default outputs/gpu_check); summary.md there is the table of the training runs. With
@@ -23,6 +24,8 @@ TESTS=${TESTS:-tests}               # what the fast tests run
 BENCH_BATCHES=${BENCH_BATCHES:-40}
 PYTHON=${PYTHON:-python3}
 PARTS=${PARTS:-bench compile train tests}  # which of the steps below to run
+RUNS=${RUNS:-dcgan_b32_lr2e-4:dcgan:32:2e-4 cgan_b32_lr2e-4:cgan:32:2e-4 dcgan_b64_lr2e-4:dcgan:64:2e-4 dcgan_b256_lr2e-4:dcgan:256:2e-4}
+TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-330}  # seconds per training run; one stopped by it saves last.ckpt and is scored all the same
 mkdir -p "$WORK/runs" "$OUT"
 if ! "$PYTHON" -c "import hydra, omegaconf" 2>/dev/null; then
   site=$(realpath -m "$WORK/site")
@@ -62,7 +65,7 @@ if [[ $PARTS == *train* ]]; then
 log "training runs and tests, side by side"
 train() {  # NAME MODEL BATCH LR
   local dir="$WORK/runs/$1"
-  { timeout 220 "$PYTHON" scripts/train.py trainer="$TRAINER" model="$2" data.batch_size="$3" optimizer.lr="$4" \
+  { OMP_NUM_THREADS=2 timeout "$TRAIN_TIMEOUT" "$PYTHON" scripts/train.py trainer="$TRAINER" model="$2" data.batch_size="$3" optimizer.lr="$4" \
       seed=0 trainer.max_epochs="$EPOCHS" trainer.enable_progress_bar=false ${LIMIT:+trainer.limit_train_batches=$LIMIT} \
       hydra.run.dir="$dir"
     echo "train exit $?"  # a run stopped by the time limit saves last.ckpt on SIGTERM: scored all the same
@@ -70,17 +73,15 @@ train() {  # NAME MODEL BATCH LR
       out="$dir/eval.json"; } > "$WORK/runs/$1.log" 2>&1
   echo "$1 exit $?" >> "$WORK/steps.log"
 }
-train dcgan_b256_lr2e-4 dcgan 256 2e-4 &
-train dcgan_b256_lr6e-4 dcgan 256 6e-4 &
-train dcgan_b128_lr4e-4 dcgan 128 4e-4 &
-train cgan_b256_lr2e-4 cgan 256 2e-4 &
-train cgan_b256_lr6e-4 cgan 256 6e-4 &
-train cgan_b128_lr4e-4 cgan 128 4e-4 &
+for run in $RUNS; do
+  IFS=: read -r name model batch lr <<< "$run"
+  train "$name" "$model" "$batch" "$lr" &
+done
 fi
 if [[ $PARTS == *tests* ]]; then
 # the fast tests, the CUDA-only ones among them (-rs lists what was skipped, and why); the Optuna sweeper's config
 # needs the sweeps extra, which the machine lacks
-OMP_NUM_THREADS=2 timeout 240 "$PYTHON" -m pytest -q -rfEs -m "not slow" -p no:cacheprovider $XDIST "$TESTS" \
+OMP_NUM_THREADS=2 timeout "$TRAIN_TIMEOUT" "$PYTHON" -m pytest -q -rfEs -m "not slow" -p no:cacheprovider $XDIST "$TESTS" \
   -k "not fid_optuna" \
   --ignore=tests/test_demo.py --ignore=tests/test_sweeps.py > "$WORK/pytest.log" 2>&1
 echo "pytest exit $?" >> "$WORK/steps.log"
@@ -94,21 +95,22 @@ import json, sys
 from pathlib import Path
 from omegaconf import OmegaConf
 runs = Path(sys.argv[1]) / "runs"
-print("| run | status | train s | s/epoch (val. incl.) | FID | KID | min class share | label accuracy |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| run | status | epochs | train s | s/epoch (val. incl.) | FID | KID | min class share | label accuracy |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for run in sorted(p for p in runs.iterdir() if p.is_dir()):
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     report = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
     m = report.get("model", {})
-    epochs = OmegaConf.load(run / ".hydra" / "config.yaml").trainer.max_epochs
+    # epochs done: one sample grid per epoch (a run stopped by the time limit did fewer than max_epochs)
+    epochs = len(list((run / "samples").glob("epoch_*.png"))) or OmegaConf.load(run / ".hydra" / "config.yaml").trainer.max_epochs
     seconds = metrics.get("seconds", float("nan"))
     fmt = lambda v: "-" if v is None else f"{v:.4g}"
-    print(f"| {run.name} | {metrics.get('status', '?')} | {seconds:.0f} | {seconds / max(epochs, 1):.1f} | "
+    print(f"| {run.name} | {metrics.get('status', '?')} | {epochs} | {seconds:.0f} | {seconds / max(epochs, 1):.1f} | "
           f"{fmt(m.get('fid'))} | {fmt(m.get('kid_mean'))} | {fmt(m.get('min_class_share'))} | "
           f"{fmt(m.get('label_accuracy'))} |")
 if report:
     r = report["real_reference"]
-    print(f"| real data | | | | {r['fid']:.4g} | {r['kid_mean']:.4g} | {r['min_class_share']:.4g} | "
+    print(f"| real data | | | | | {r['fid']:.4g} | {r['kid_mean']:.4g} | {r['min_class_share']:.4g} | "
           f"{r.get('label_accuracy', float('nan')):.4g} |")
 EOF
 (cd "$WORK" && tar czf results.tgz steps.log machine.txt throughput.md pytest.log summary.md runs/*.log \
