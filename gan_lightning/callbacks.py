@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
@@ -83,11 +84,15 @@ class SampleGrid(L.Callback):
 LAST = "last.ckpt"
 
 
-class LastCheckpoint(L.Callback):
+class LastCheckpoint(Checkpoint):
     """`dirpath/last.ckpt` at the end of every epoch and every `every_n_batches` training batches (0: only at
     epoch ends), so a killed run loses at most that much. Counted in batches, not in Lightning's `global_step`,
     which grows by two per batch here (one D and one G optimizer step). (Lightning's own `save_last` only
-    saves when its periodic checkpoint does.)"""
+    saves when its periodic checkpoint does.)
+
+    A `Checkpoint`, so that Lightning calls its epoch end with the other checkpoint callbacks, after every plain
+    callback and the module; placed after those (`train.py`), it saves their state of this epoch (the best FID so
+    far, the best checkpoint's path), not of the last one, and a resumed run compares against the right best."""
 
     def __init__(self, dirpath: str, every_n_batches: int = 0):
         assert every_n_batches >= 0, every_n_batches  # checked in the config

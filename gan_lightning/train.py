@@ -151,6 +151,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [build(cfg, f"callbacks.{name}") for name, c in (cfg.get("callbacks") or {}).items() if c is not None]
     if not OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True):  # Lightning refuses a bar it may not show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    # last.ckpt after the other checkpoint callbacks, at each epoch end: it holds their state of that epoch
+    callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))
     loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
     try:
         trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)

@@ -283,7 +283,37 @@ def test_a_run_that_diverges_still_animates_the_epochs_it_finished(tmp_path, mon
 def test_last_checkpoint_is_written_every_epoch(tmp_path):
     # Lightning's own save_last only fires with its periodic checkpoint; last.ckpt must not wait for that
     train(compose_run(tmp_path, "model=vanilla", "trainer.max_epochs=2", "~callbacks.model_checkpoint",
-                      "~callbacks.best_checkpoint", "~callbacks.sample_grid", "~logger",
-                      "trainer.enable_checkpointing=false"))
+                      "~callbacks.best_checkpoint", "~callbacks.sample_grid", "~logger"))
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 12
+
+
+def _best_fid_state(checkpoint: dict) -> dict:
+    (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/fid'")]
+    return state
+
+
+@pytest.mark.parametrize("order", ["as configured", "last_checkpoint first"])
+def test_last_checkpoint_holds_the_best_checkpoint_of_its_own_epoch(tmp_path, order):
+    """last.ckpt is written after the best-FID checkpoint at each epoch end, whatever the callbacks' order in the
+    config, so it records this epoch's best: a run resumed from it into its own folder (the quality benchmark
+    does so) compares against the right best FID and keeps one best_fid.ckpt. Written before, last.ckpt of the
+    first epoch knew no best, and the resumed run saved best_fid-v1.ckpt beside a stale best_fid.ckpt."""
+    run = ["model=vanilla", "~callbacks.model_checkpoint", "~callbacks.sample_grid", "~logger"]
+
+    def config(*overrides):
+        cfg = compose_run(tmp_path, *run, *overrides)
+        if order == "last_checkpoint first":  # the same callbacks, last_checkpoint moved to the front
+            callbacks = OmegaConf.to_container(cfg.callbacks)
+            cfg.callbacks = {"last_checkpoint": callbacks.pop("last_checkpoint"), **callbacks}
+        return cfg
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    fids = [train(config())["val/fid"]]  # one epoch, then resumed one epoch at a time into the same folder
+    for epochs in (2, 3):
+        assert _best_fid_state(load_checkpoint(last))["best_model_score"].item() == pytest.approx(min(fids))
+        fids.append(train(config(f"trainer.max_epochs={epochs}", f"ckpt_path={last}"))["val/fid"])
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best_fid.ckpt", "last.ckpt"]
+    best = load_checkpoint(tmp_path / "checkpoints" / "best_fid.ckpt")
+    assert best["epoch"] == fids.index(min(fids))
+    assert _best_fid_state(best)["best_model_score"].item() == pytest.approx(min(fids))
