@@ -2,20 +2,26 @@
 model cards recomputed from the shipped weights."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from gan_lightning import load_generator, pretrained
+from gan_lightning.errors import UserError
 from gan_lightning.evaluate import COLUMNS, evaluate_report
 from gan_lightning.evaluate import main as evaluate_main
 from gan_lightning.export import main as export_main
 from gan_lightning.generate import main as generate_main
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
+from gan_lightning.pretrained.card import chosen_checkpoint, package, run_record, training_chain
+from tests.conftest import FAST
 
 ROOT = pretrained.BUNDLED_DIR.parents[1]
 
@@ -100,8 +106,6 @@ def test_the_model_card_tells_what_the_shipped_weights_score(name):
 
 @pytest.mark.slow
 def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_run, tmp_path):
-    from gan_lightning.pretrained.card import package
-
     out = package(trained_run("cgan"), "cgan", tmp_path / "cgan", commit="abc1234", machine="a test machine",
                   dtype="float16", cas_n=200, cas_epochs=1, checkpoint="best")
     assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG, WEIGHTS, *pretrained.CARD_FILES])
@@ -114,3 +118,41 @@ def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_
     assert f"{numbers['memorisation']['memorised_share']:.4f} of the samples" in card
     assert f"scores {numbers['cas']['cas']:.4f} on the MNIST test set" in card
     assert load_generator(out).sample(4, digit=3, seed=1).shape == (4, 28, 28)
+
+
+def test_a_resumed_training_is_packaged_whole(trained_run, tmp_path):
+    """A run resumed from another run's checkpoint (its own folder) is one training: the card gives both commands
+    (the second resuming with ckpt_path=last), the time of both, the best checkpoint over both, and asks a commit
+    for each run; a missing first run is named in one line."""
+    first = tmp_path / "first"
+    shutil.copytree(trained_run("vanilla"), first)
+    resumed = tmp_path / "resumed"
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "model=vanilla", *FAST, "trainer.max_epochs=2",
+               f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={resumed}"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    runs = training_chain(resumed)
+    assert runs == [first, resumed]
+    fids = [json.loads((run / "metrics.json").read_text())["best"]["value"] for run in runs]
+    best = chosen_checkpoint(runs, "best")
+    assert best == runs[fids.index(min(fids))] / "checkpoints" / "best_fid.ckpt"
+    assert chosen_checkpoint(runs, "last") == resumed / "checkpoints" / "last.ckpt"
+    assert chosen_checkpoint(runs, "best_fid.ckpt") == resumed / "checkpoints" / "best_fid.ckpt"  # the latest run's
+    for wrong in ("epoch_007.ckpt", "../resumed/checkpoints/last.ckpt"):
+        with pytest.raises(UserError, match=f"--checkpoint {re.escape(wrong)}: no such file"):
+            chosen_checkpoint(runs, wrong)
+    record = run_record(runs, best)
+    first_command, second_command = record["command"].split(" && ")
+    assert first_command.startswith("python scripts/train.py model=vanilla") and "ckpt_path" not in first_command
+    assert "trainer.max_epochs=2" in second_command and second_command.endswith(" ckpt_path=last")
+    seconds = sum(json.loads((run / "metrics.json").read_text())["seconds"] for run in runs)
+    assert record["minutes"] == round(seconds / 60, 1) and record["run_epochs"] == 2 and record["runs"] == 2
+
+    with pytest.raises(UserError, match="a training of 2 runs .* give --commit once per run"):
+        package(resumed, "vanilla", tmp_path / "out", commit="abc1234", machine="m", dtype="float16")
+    shutil.rmtree(first)
+    with pytest.raises(UserError, match="resumed from .*whose run folder is not there"):
+        training_chain(resumed)
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,8 @@
 `python scripts/package_pretrained.py --run RUN_DIR --name cgan --commit SHA --machine "2-core CPU ..."`
 
 writes `gan_lightning/pretrained/<name>/` (or `--out`): config.json and model.safetensors (the EMA generator of
-the run's last checkpoint, or with `--checkpoint best` of its best by validation FID), eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md,
+the run's last checkpoint, with `--checkpoint best` of its best by validation FID, or of a checkpoint named by its
+file name; a run resumed from another run's checkpoint is packaged with the runs before it, as one training), eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md,
 the model card. The numbers are scored from the written folder, not from the checkpoint, on the MNIST test set
 (`evaluate.py`'s protocol), beside the real-data row and beside the same run's checkpoint after the default
 10-epoch budget.
@@ -41,26 +42,81 @@ DESCRIPTIONS = {
 
 
 CHECKPOINTS = {"last": "last.ckpt", "best": "best_fid.ckpt"}  # --checkpoint: the run's end, or its best by val/fid
+RESUMED_FROM = "Resuming from "  # train.py's log line naming the checkpoint a run resumed from
 
 
-def run_record(run_dir: Path, checkpoint: str = "last") -> dict:
-    """What the card says of the training: the command, the epochs of the run and of the shipped checkpoint, wall
-    time (from the run's own files)."""
+def training_chain(run_dir: Path) -> list[Path]:
+    """The run folders of one training, first to last: `run_dir`, and before it the run it resumed from (its
+    train.log names the checkpoint), and so on. A resumed run writes into a new folder; together they are one
+    training (resuming is exact)."""
+    runs = [run_dir]
+    while True:
+        log = runs[0] / "train.log"
+        if not log.is_file():
+            raise UserError(f"--run {run_dir} is not a finished training run: {log} is missing")
+        resumed = [line.split(RESUMED_FROM, 1)[1].strip() for line in log.read_text().splitlines() if RESUMED_FROM in line]
+        if not resumed:
+            return runs
+        parent = Path(resumed[-1]).parent.parent  # <run>/checkpoints/last.ckpt -> <run>
+        if not parent.is_dir() or parent in runs:
+            raise UserError(f"--run {run_dir}: {runs[0]} resumed from {resumed[-1]}, whose run folder is not there; "
+                            f"put it back to package the whole training")
+        runs.insert(0, parent)
+
+
+def _finished(run_dir: Path, package_dir: Path) -> tuple[list[str], dict]:
+    """A run's command-line overrides and metrics.json, once it is known to have completed."""
     overrides_file, metrics_file = run_dir / ".hydra" / "overrides.yaml", run_dir / "metrics.json"
-    chosen = run_dir / "checkpoints" / CHECKPOINTS[checkpoint]
-    for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt", chosen):
+    for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt"):
         if not path.is_file():
-            raise UserError(f"--run {run_dir} is not a finished training run: {path.relative_to(run_dir)} is missing")
+            raise UserError(f"--run {package_dir}: {run_dir} is not a finished training run: "
+                            f"{path.relative_to(run_dir)} is missing")
     metrics = json.loads(metrics_file.read_text())
     if metrics.get("status") != "completed":
-        raise UserError(f"--run {run_dir} did not complete (status {metrics.get('status')!r}); finish it first")
-    overrides = [o for o in yaml.safe_load(overrides_file.read_text()) if not o.startswith(("runs_dir=", "hydra."))]
+        raise UserError(f"--run {package_dir}: {run_dir} did not complete (status {metrics.get('status')!r}); "
+                        f"finish it first")
+    return yaml.safe_load(overrides_file.read_text()), metrics
+
+
+def chosen_checkpoint(runs: list[Path], checkpoint: str = "last") -> Path:
+    """The checkpoint shipped: the training's last, its best by val/fid over all its runs (each run folder keeps
+    the best of its own epochs), or the one of that file name (e.g. epoch_024.ckpt; the latest run's, if several
+    runs hold one)."""
+    if checkpoint == "last":
+        return runs[-1] / "checkpoints" / CHECKPOINTS["last"]
+    if checkpoint != "best":
+        named = [run / "checkpoints" / checkpoint for run in runs if (run / "checkpoints" / checkpoint).is_file()]
+        if Path(checkpoint).name != checkpoint or not named:
+            raise UserError(f"--checkpoint {checkpoint}: no such file in the checkpoints folder of --run {runs[-1]} "
+                            f"or of the runs it resumed from; give last, best or a file name there")
+        return named[-1]
+    bests = [(_finished(run, runs[-1])[1].get("best") or {}, run) for run in runs]
+    bests = [(best["value"], run) for best, run in bests if best.get("value") is not None]
+    if not bests:
+        raise UserError(f"--run {runs[-1]} has no best checkpoint by validation FID; package --checkpoint last")
+    chosen = min(bests, key=lambda pair: pair[0])[1] / "checkpoints" / CHECKPOINTS["best"]
+    if not chosen.is_file():
+        raise UserError(f"--run {runs[-1]}: {chosen} is missing")
+    return chosen
+
+
+def run_record(runs: list[Path], chosen: Path) -> dict:
+    """What the card says of the training: the command (a resumed training: the commands of its runs, each
+    resumed run with ckpt_path=last, which picks the run before it), the epochs of the training and of the shipped
+    checkpoint, wall time (from the runs' own files)."""
+    commands, seconds = [], 0.0
+    for i, run in enumerate(runs):
+        overrides, metrics = _finished(run, runs[-1])
+        kept = [o for o in overrides if not o.startswith(("runs_dir=", "hydra.", "ckpt_path="))]
+        commands.append("python scripts/train.py " + " ".join(kept + (["ckpt_path=last"] if i else [])))
+        seconds += metrics["seconds"]
     return {
-        "command": "python scripts/train.py " + " ".join(overrides),
+        "command": " && ".join(commands),
+        "runs": len(runs),
         "checkpoint": chosen.name,
         "epochs": int(load_checkpoint(chosen)["epoch"]) + 1,
-        "run_epochs": int(load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"]) + 1,
-        "minutes": round(metrics["seconds"] / 60, 1),
+        "run_epochs": int(load_checkpoint(runs[-1] / "checkpoints" / "last.ckpt")["epoch"]) + 1,
+        "minutes": round(seconds / 60, 1),
     }
 
 
@@ -100,9 +156,11 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
     cli_digit = " digit=7" if conditional else ""
     size_kb = numbers["weights_bytes"] / 1024
-    checkpoint_words = "the run's last checkpoint" if training["checkpoint"] == CHECKPOINTS["last"] else (
-        f"the run's best checkpoint by validation FID (`{training['checkpoint']}`: 2,000 samples against the 5,000 "
-        f"validation images, at every epoch's end; the test set chose nothing), after {epochs} epochs")
+    checkpoint_words = {
+        CHECKPOINTS["last"]: "the run's last checkpoint",
+        CHECKPOINTS["best"]: f"the run's best checkpoint by validation FID (`{training['checkpoint']}`: 2,000 samples "
+        f"against the 5,000 validation images, at every epoch's end; the test set chose nothing), after {epochs} epochs",
+    }.get(training["checkpoint"], f"the run's checkpoint after {epochs} epochs (`{training['checkpoint']}`)")
     return f"""---
 license: mit
 library_name: gan-lightning
@@ -136,7 +194,9 @@ python scripts/demo.py model={name}
 
 ## Training
 
-- Command: `{training["command"]}` (the recipe of `conf/model/{name}.yaml` at that commit, with these overrides)
+- Command: `{training["command"]}` (the recipe of `conf/model/{name}.yaml` at that commit, with these
+  overrides{"; the training was stopped and resumed, each run in its own folder, `ckpt_path=last` resuming the run before it"
+  if training.get("runs", 1) > 1 else ""})
 - Code: gan-lightning commit `{training["commit"]}`
 - {training["run_epochs"]} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
   on {training["machine"]}
@@ -169,11 +229,17 @@ weights and code of gan-lightning are under the MIT licence.
 """
 
 
-def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtype: str, cas_n: int = CAS_N,
-            cas_epochs: int = CAS_EPOCHS, checkpoint: str = "last") -> Path:
-    training = run_record(run_dir, checkpoint)
-    training.update(commit=commit, machine=machine)
-    Sampler.load(run_dir / "checkpoints" / training["checkpoint"]).save_pretrained(out, dtype=dtype)
+def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machine: str, dtype: str,
+            cas_n: int = CAS_N, cas_epochs: int = CAS_EPOCHS, checkpoint: str = "last") -> Path:
+    runs = training_chain(run_dir)
+    commits = [commit] if isinstance(commit, str) else list(commit)
+    if len(commits) != len(runs):
+        raise UserError(f"--run {run_dir} is a training of {len(runs)} runs (resumed {len(runs) - 1} times): give "
+                        f"--commit once per run, first to last ({len(commits)} given)")
+    chosen = chosen_checkpoint(runs, checkpoint)
+    training = run_record(runs, chosen)
+    training.update(commit=", then ".join(commits), machine=machine)
+    Sampler.load(chosen).save_pretrained(out, dtype=dtype)
     shipped = Sampler.load(out)  # the numbers come from the files that ship
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],
@@ -183,8 +249,9 @@ def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtyp
     if shipped.conditional:
         numbers["cas"] = classification_accuracy_score(
             lambda count, seed: labelled_samples(shipped, count, seed), cas_n, cas_epochs, EVAL_SEED)
-    budget = run_dir / "checkpoints" / f"epoch_{DEFAULT_BUDGET - 1:03d}.ckpt"
-    if budget.is_file() and training["epochs"] > DEFAULT_BUDGET:
+    budget = next((p for run in runs if (p := run / "checkpoints" / f"epoch_{DEFAULT_BUDGET - 1:03d}.ckpt").is_file()),
+                  None)
+    if budget is not None and training["epochs"] > DEFAULT_BUDGET:
         numbers["at_default_budget"] = evaluate_report(Sampler.load(budget), EVAL_N, EVAL_SEED)["model"]
     images, labels = shipped.sample(64 if not shipped.conditional else 80, seed=GRID_SEED), None
     if shipped.conditional:
@@ -200,14 +267,17 @@ def package(run_dir: Path, name: str, out: Path, commit: str, machine: str, dtyp
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="the training run's folder")
+    parser.add_argument("--run", type=Path, required=True,
+                        help="the training run's folder (a resumed run: its last; the runs before it are found)")
     parser.add_argument("--name", choices=list(MODELS), required=True)
-    parser.add_argument("--commit", required=True, help="the commit the run was trained with")
+    parser.add_argument("--commit", required=True, nargs="+",
+                        help="the commit the run was trained with (a resumed training: one per run, first to last)")
     parser.add_argument("--machine", required=True, help="what it was trained on, for the card")
     parser.add_argument("--out", type=Path, help="default: gan_lightning/pretrained/<name>")
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float16")
-    parser.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
-                        help="ship the run's last checkpoint, or its best by validation FID (best_fid.ckpt)")
+    parser.add_argument("--checkpoint", default="last",
+                        help="ship the run's last checkpoint, its best by validation FID (best), or the checkpoint "
+                             "of that file name (e.g. epoch_024.ckpt)")
     args = parser.parse_args(argv)
     try:
         package(args.run, args.name, args.out or BUNDLED_DIR / args.name, args.commit, args.machine, args.dtype,
