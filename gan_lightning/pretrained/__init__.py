@@ -38,8 +38,8 @@ BUNDLED_DIR = Path(__file__).parent
 # the models that ship, each in BUNDLED_DIR/<name>/, with the SHA-256 of its config.json (which holds the SHA-256
 # of its weights); `scripts/package_pretrained.py` prints it
 BUNDLED_CONFIG_SHA256: dict[str, str] = {
-    "vanilla": "7e2544c40c71037861c017ff0fb83ad9d067b06f2d75294370240bff989b2af3",
-    "dcgan": "dc3e3c10cfba05835f4522012431036279bc204a5fc274702ebe087a30ed12af",
+    "vanilla": "7f34b8d160774c0524670298c86f0189c9ea11b68afc96df025b518cd45608c3",
+    "dcgan": "ace08a6ee8cc05f4958ee19c240d0fd3be6cb265a258c2752622ff97925b6f1d",
     "cgan": "9ad5faa1b4fafdee9b63015a4f64bf87d510bb6ab8b13e3728e5c2fb648dd2bf",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)

@@ -197,7 +197,8 @@ python scripts/demo.py model={name}
 - Command: `{training["command"]}` (the recipe of `conf/model/{name}.yaml` at that commit, with these
   overrides{"; the training was stopped and resumed, each run in its own folder, `ckpt_path=last` resuming the run before it"
   if training.get("runs", 1) > 1 else ""})
-- Code: gan-lightning commit `{training["commit"]}`
+- Code: gan-lightning {f"commits {training['commit']} (one per run)" if training.get("runs", 1) > 1
+  else f"commit `{training['commit']}`"}
 - {training["run_epochs"]} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
   on {training["machine"]}
 - Weights: the exponential moving average of the generator's weights (what the run sampled and was scored
