@@ -26,6 +26,7 @@ PYTHON=${PYTHON:-python3}
 PARTS=${PARTS:-bench compile train tests}  # which of the steps below to run
 RUNS=${RUNS:-dcgan_b32_lr2e-4:dcgan:32:2e-4 cgan_b32_lr2e-4:cgan:32:2e-4 dcgan_b64_lr2e-4:dcgan:64:2e-4 dcgan_b256_lr2e-4:dcgan:256:2e-4}
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-330}  # seconds per training run; one stopped by it saves last.ckpt and is scored all the same
+TESTS_TIMEOUT=${TESTS_TIMEOUT:-$TRAIN_TIMEOUT}  # seconds for the fast tests, which run beside the training runs
 mkdir -p "$WORK/runs" "$OUT"
 if ! "$PYTHON" -c "import hydra, omegaconf" 2>/dev/null; then
   site=$(realpath -m "$WORK/site")
@@ -81,7 +82,7 @@ fi
 if [[ $PARTS == *tests* ]]; then
 # the fast tests, the CUDA-only ones among them (-rs lists what was skipped, and why); the Optuna sweeper's config
 # needs the sweeps extra, which the machine lacks
-OMP_NUM_THREADS=2 timeout "$TRAIN_TIMEOUT" "$PYTHON" -m pytest -q -rfEs -m "not slow" -p no:cacheprovider $XDIST "$TESTS" \
+OMP_NUM_THREADS=2 timeout "$TESTS_TIMEOUT" "$PYTHON" -m pytest -q -rfEs -m "not slow" -p no:cacheprovider $XDIST "$TESTS" \
   -k "not fid_optuna" \
   --ignore=tests/test_demo.py --ignore=tests/test_sweeps.py > "$WORK/pytest.log" 2>&1
 echo "pytest exit $?" >> "$WORK/steps.log"
