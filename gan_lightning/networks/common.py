@@ -87,9 +87,12 @@ class MinibatchStd(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         group = self._group(b)
-        y = x.reshape(group, b // group, *x.shape[1:])  # (G, M, ...): image i in group i % M
-        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (M, ...)
-        std = std.flatten(1).mean(dim=1).repeat(group)  # (B,): each image gets its group's average
+        # (G, M, F): image i in group i % M, its F features in a row (a copy for a channels-last map, where
+        # a strided reduction over G would be several times slower)
+        y = x.reshape(group, b // group, -1)
+        deviation = y - y.mean(dim=0)
+        std = (deviation.square().mean(dim=0) + 1e-8).sqrt()  # (M, F)
+        std = std.mean(dim=1).repeat(group)  # (B,): each image gets its group's average
         if x.dim() == 2:
             return torch.cat([x, std[:, None]], dim=1)  # (B, F + 1)
         return torch.cat([x, std.view(b, 1, 1, 1).expand(b, 1, *x.shape[2:])], dim=1)  # (B, C + 1, H, W)
