@@ -152,6 +152,20 @@ def test_a_resumed_training_is_packaged_whole(trained_run, tmp_path):
 
     with pytest.raises(UserError, match="a training of 2 runs .* give --commit once per run"):
         package(resumed, "vanilla", tmp_path / "out", commit="abc1234", machine="m", dtype="float16")
+
+    def set_status(run, status):
+        metrics_file = run / "metrics.json"
+        metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "status": status}))
+
+    # a run stopped by a signal and resumed is part of the training; a failed run, or the training's end, is not
+    set_status(first, "interrupted")
+    assert run_record(runs, best)["command"] == record["command"]
+    for first_status, last_status, refused, status in (("failed", "completed", first, "failed"),
+                                                       ("interrupted", "interrupted", resumed, "interrupted")):
+        set_status(first, first_status)
+        set_status(resumed, last_status)
+        with pytest.raises(UserError, match=f"{re.escape(str(refused))} did not complete \\(status '{status}'\\)"):
+            run_record(runs, best)
     shutil.rmtree(first)
     with pytest.raises(UserError, match="resumed from .*whose run folder is not there"):
         training_chain(resumed)
