@@ -120,8 +120,10 @@ def test_minibatch_std_is_each_groups_average_feature_deviation():
         group = x[i % 2::2]
         expected = group.std(dim=0, unbiased=False).mean()
         assert torch.allclose(out[i, 3], torch.full((5, 5), expected.item()), atol=1e-5)
-    # a channels-last map (the DCGAN's layout) gets the same feature
-    assert torch.allclose(MinibatchStd(group_size=4)(x.contiguous(memory_format=torch.channels_last)), out, atol=1e-6)
+    # a channels-last map (the DCGAN's layout) gets the same feature, and stays channels-last
+    channels_last = MinibatchStd(group_size=4)(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(channels_last, out, atol=1e-6)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last) and out.is_contiguous()
     # a batch the group size does not divide uses its largest divisor below it; a prime batch is one group
     assert MinibatchStd(4)(torch.randn(6, 10)).shape == (6, 11)
     assert MinibatchStd(4)(torch.randn(7, 10))[:, -1].unique().numel() == 1

@@ -95,4 +95,7 @@ class MinibatchStd(nn.Module):
         std = std.mean(dim=1).repeat(group)  # (B,): each image gets its group's average
         if x.dim() == 2:
             return torch.cat([x, std[:, None]], dim=1)  # (B, F + 1)
-        return torch.cat([x, std.view(b, 1, 1, 1).expand(b, 1, *x.shape[2:])], dim=1)  # (B, C + 1, H, W)
+        out = torch.cat([x, std.view(b, 1, 1, 1).expand(b, 1, *x.shape[2:])], dim=1)  # (B, C + 1, H, W)
+        # cat gives a contiguous (NCHW) map; a channels-last input keeps its layout for the convolution after it
+        return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
+            memory_format=torch.channels_last) else out
