@@ -64,19 +64,24 @@ def training_chain(run_dir: Path) -> list[Path]:
         runs.insert(0, parent)
 
 
-def _finished(run_dir: Path, package_dir: Path, resumed: bool = False) -> tuple[list[str], dict]:
-    """A run's command-line overrides and metrics.json, once it is known to have completed, or (`resumed`: a later
-    run of the training went on from its last checkpoint) to have been stopped by a signal."""
-    overrides_file, metrics_file = run_dir / ".hydra" / "overrides.yaml", run_dir / "metrics.json"
-    for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt"):
-        if not path.is_file():
-            raise UserError(f"--run {package_dir}: {run_dir} is not a finished training run: "
-                            f"{path.relative_to(run_dir)} is missing")
-    metrics = json.loads(metrics_file.read_text())
-    if metrics.get("status") != "completed" and not (resumed and metrics.get("status") == "interrupted"):
-        raise UserError(f"--run {package_dir}: {run_dir} did not complete (status {metrics.get('status')!r}); "
-                        f"finish it first")
-    return yaml.safe_load(overrides_file.read_text()), metrics
+def _finished(runs: list[Path]) -> list[tuple[list[str], dict]]:
+    """Each run's command-line overrides and metrics.json, once the training is known to be whole: its last run
+    completed, and each run before it completed or was stopped by a signal (the next run went on from its last
+    checkpoint)."""
+    records = []
+    for run_dir in runs:
+        overrides_file, metrics_file = run_dir / ".hydra" / "overrides.yaml", run_dir / "metrics.json"
+        for path in (overrides_file, metrics_file, run_dir / "checkpoints" / "last.ckpt"):
+            if not path.is_file():
+                raise UserError(f"--run {runs[-1]}: {run_dir} is not a finished training run: "
+                                f"{path.relative_to(run_dir)} is missing")
+        metrics = json.loads(metrics_file.read_text())
+        resumed = run_dir != runs[-1]
+        if metrics.get("status") != "completed" and not (resumed and metrics.get("status") == "interrupted"):
+            raise UserError(f"--run {runs[-1]}: {run_dir} did not complete (status {metrics.get('status')!r}); "
+                            f"finish it first")
+        records.append((yaml.safe_load(overrides_file.read_text()), metrics))
+    return records
 
 
 def chosen_checkpoint(runs: list[Path], checkpoint: str = "last") -> Path:
@@ -91,7 +96,7 @@ def chosen_checkpoint(runs: list[Path], checkpoint: str = "last") -> Path:
             raise UserError(f"--checkpoint {checkpoint}: no such file in the checkpoints folder of --run {runs[-1]} "
                             f"or of the runs it resumed from; give last, best or a file name there")
         return named[-1]
-    bests = [(_finished(run, runs[-1], resumed=run != runs[-1])[1].get("best") or {}, run) for run in runs]
+    bests = [(metrics.get("best") or {}, run) for (_, metrics), run in zip(_finished(runs), runs)]
     bests = [(best["value"], run) for best, run in bests if best.get("value") is not None]
     if not bests:
         raise UserError(f"--run {runs[-1]} has no best checkpoint by validation FID; package --checkpoint last")
@@ -106,8 +111,7 @@ def run_record(runs: list[Path], chosen: Path) -> dict:
     resumed run with ckpt_path=last, which picks the run before it), the epochs of the training and of the shipped
     checkpoint, wall time (from the runs' own files)."""
     commands, seconds = [], 0.0
-    for i, run in enumerate(runs):
-        overrides, metrics = _finished(run, runs[-1], resumed=run != runs[-1])
+    for i, (overrides, metrics) in enumerate(_finished(runs)):
         kept = [o for o in overrides if not o.startswith(("runs_dir=", "hydra.", "ckpt_path="))]
         commands.append("python scripts/train.py " + " ".join(kept + (["ckpt_path=last"] if i else [])))
         seconds += metrics["seconds"]
