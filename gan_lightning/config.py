@@ -86,7 +86,12 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"data.val_size={val_size}: the quality metrics score against the validation split, and "
                         f"its k-nearest-neighbour balls need at least {MIN_REFERENCE_IMAGES} images; give a larger "
                         "data.val_size")
-    checks.integer(cfg, "trainer.max_epochs", -1, optional=True)
+    max_epochs = checks.integer(cfg, "trainer.max_epochs", -1, optional=True)
+    decay = checks.integer(cfg, "optimizer.lr_decay_epochs", 0)
+    if decay and (max_epochs is None or max_epochs < decay):
+        raise UserError(f"optimizer.lr_decay_epochs={decay} decays the learning rates over the last {decay} epochs "
+                        f"of trainer.max_epochs, which is {max_epochs}: give trainer.max_epochs >= {decay}, or "
+                        "optimizer.lr_decay_epochs=0")
     # the GAN steps its two optimizers itself (manual optimization), which Lightning cannot clip or accumulate for
     if checks.value(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):
         raise UserError("trainer.gradient_clip_val: Lightning does not clip gradients under the GAN's manual "

@@ -68,6 +68,10 @@ def test_defaults_follow_the_dcgan_paper():
     (["optimizer.beta1=1"], "optimizer.beta1 must be a number in [0, 1), got 1"),
     (["model.loss=wgan"], "model.loss='wgan' is not one of: bce, hinge, wgan-gp"),
     (["model.d_steps=0"], "model.d_steps must be a positive integer, got 0"),
+    (["optimizer.lr_decay_epochs=-1"], "optimizer.lr_decay_epochs must be an integer >= 0, got -1"),
+    (["optimizer.lr_decay_epochs=11"], ("optimizer.lr_decay_epochs=11 decays the learning rates over the last 11 "
+                                        "epochs of trainer.max_epochs, which is 10: give trainer.max_epochs >= 11")),
+    (["optimizer.lr_decay_epochs=2", "trainer.max_epochs=-1"], "trainer.max_epochs, which is -1"),
     (["model.ema_decay=1.5"], "model.ema_decay must be a number in [0, 1), got 1.5"),
     (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
     (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, vanilla"),

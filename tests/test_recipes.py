@@ -253,6 +253,24 @@ def test_each_recipe_trains_a_few_real_batches(tmp_path, overrides):
     assert "val/fid" in metrics
 
 
+def test_the_learning_rates_decay_linearly_to_zero_over_the_last_epochs(tmp_path):
+    """optimizer.lr_decay_epochs=2 of 3 epochs of 4 batches: each step's rates are the configured ones (G's and D's
+    own) times min(1, (3 - epochs done) / 2); a run resumed from a checkpoint mid-decay follows the same schedule."""
+    overrides = ["model=vanilla", "optimizer.lr_decay_epochs=2", "optimizer.lr=1e-3", "optimizer.d_lr=4e-3",
+                 "trainer.max_epochs=3", "trainer.limit_train_batches=4", "callbacks.model_checkpoint.every_n_epochs=1"]
+    train(compose_run(tmp_path / "run", *overrides))
+
+    def rates(checkpoint):  # the rates of the last step before the checkpoint: G's, D's
+        return [state["param_groups"][0]["lr"] for state in load_checkpoint(checkpoint)["optimizer_states"]]
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert rates(checkpoints / "epoch_000.ckpt") == [1e-3, 4e-3]  # 0.75 epochs done: still constant
+    assert rates(checkpoints / "epoch_001.ckpt") == pytest.approx([1e-3 * 0.625, 4e-3 * 0.625])  # 1.75 done
+    assert rates(checkpoints / "last.ckpt") == pytest.approx([1e-3 * 0.125, 4e-3 * 0.125])  # 2.75 done
+    train(compose_run(tmp_path / "resumed", *overrides, f"ckpt_path={checkpoints / 'epoch_001.ckpt'}"))
+    assert rates(tmp_path / "resumed" / "checkpoints" / "last.ckpt") == pytest.approx([1e-3 * 0.125, 4e-3 * 0.125])
+
+
 def test_the_class_loss_gives_d_a_class_head_learnt_on_real_digits_and_g_its_reading(tmp_path):
     metrics = train(compose_run(tmp_path, "model=cgan", "model.class_loss_weight=1.0", "trainer.limit_train_batches=6"))
     assert metrics["train/d_class_loss"] > 0 and metrics["train/g_class_loss"] > 0

@@ -78,6 +78,7 @@ class GAN(L.LightningModule):
         class_loss_weight: float = 0.0,
         compile: bool = False,
         channels_last: bool = False,
+        lr_decay_epochs: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer", "quality"], logger=False)
@@ -87,6 +88,7 @@ class GAN(L.LightningModule):
         assert gradient_clip_val is None or gradient_clip_val > 0, gradient_clip_val
         assert gradient_clip_algorithm in CLIP_ALGORITHMS, gradient_clip_algorithm
         assert class_loss_weight >= 0 and (conditional or not class_loss_weight), class_loss_weight
+        assert lr_decay_epochs >= 0, lr_decay_epochs
         # D's and G's losses on a batch (the loss, WGAN-GP's penalty, AC-GAN's class loss, DiffAugment)
         self.objective = GANObjective(loss, gp_weight, class_loss_weight, tuple(parse_policy(augment)))
         self.optimizer_factories = {name: optimizer[name] for name in ("generator", "discriminator")}
@@ -161,6 +163,8 @@ class GAN(L.LightningModule):
         real, real_labels = batch  # (B, C, H, W) in [-1, 1], (B,)
         real_labels = real_labels if self.conditional else None
         opt_g, opt_d = self.optimizers()
+        if self.hparams.lr_decay_epochs:
+            self._decay_learning_rates(batch_idx, (opt_g, opt_d))
         g_step = (batch_idx + 1) % self.hparams.d_steps == 0
         z, fake_labels = self._noise(real.shape[0])
         with torch.set_grad_enabled(g_step):  # the graph through G is only needed for a G step
@@ -335,10 +339,22 @@ class GAN(L.LightningModule):
                     network.compile()
 
     def configure_optimizers(self) -> list[Optimizer]:
-        return [
+        optimizers = [
             self.optimizer_factories["generator"](self.generator.parameters()),
             self.optimizer_factories["discriminator"](self.discriminator.parameters()),
         ]
+        # the configured learning rates, which the decay scales (a resumed optimizer's state holds decayed ones)
+        self._base_lrs = [[group["lr"] for group in optimizer.param_groups] for optimizer in optimizers]
+        return optimizers
+
+    def _decay_learning_rates(self, batch_idx: int, optimizers: Sequence) -> None:
+        """Set each learning rate to its configured value times the linear decay, which falls from 1 to 0 over the
+        last `lr_decay_epochs` of `trainer.max_epochs` (checked to be at least as many)."""
+        progress = self.current_epoch + batch_idx / self.trainer.num_training_batches  # epochs done
+        factor = min(1.0, (self.trainer.max_epochs - progress) / self.hparams.lr_decay_epochs)
+        for optimizer, base_lrs in zip(optimizers, self._base_lrs, strict=True):
+            for group, base_lr in zip(getattr(optimizer, "optimizer", optimizer).param_groups, base_lrs, strict=True):
+                group["lr"] = base_lr * factor
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._check_finite()  # never save the weights of a diverged step
