@@ -39,7 +39,7 @@ BUNDLED_DIR = Path(__file__).parent
 # of its weights); `scripts/package_pretrained.py` prints it
 BUNDLED_CONFIG_SHA256: dict[str, str] = {
     "vanilla": "7f34b8d160774c0524670298c86f0189c9ea11b68afc96df025b518cd45608c3",
-    "dcgan": "ace08a6ee8cc05f4958ee19c240d0fd3be6cb265a258c2752622ff97925b6f1d",
+    "dcgan": "4562e926fea3f77ea6873ff16055d4251b3f109bf6706dba73262fbc5a8aced7",
     "cgan": "9ad5faa1b4fafdee9b63015a4f64bf87d510bb6ab8b13e3728e5c2fb648dd2bf",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)

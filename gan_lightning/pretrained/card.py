@@ -162,7 +162,8 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     cli_digit = " digit=7" if conditional else ""
     size_kb = numbers["weights_bytes"] / 1024
     checkpoint_words = {
-        CHECKPOINTS["last"]: "the run's last checkpoint",
+        CHECKPOINTS["last"]: f"the run's last checkpoint, the end of its {training['run_epochs']} epochs (chosen before "
+        "any scoring; the test set chose nothing)",
         CHECKPOINTS["best"]: f"the run's best checkpoint by validation FID (`{training['checkpoint']}`: 2,000 samples "
         f"against the 5,000 validation images, at every epoch's end; the test set chose nothing), after {epochs} epochs",
     }.get(training["checkpoint"], f"the run's checkpoint after {epochs} epochs (`{training['checkpoint']}`)")
