@@ -20,7 +20,7 @@ from gan_lightning.export import main as export_main
 from gan_lightning.generate import main as generate_main
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
-from gan_lightning.pretrained.card import chosen_checkpoint, package, run_record, training_chain
+from gan_lightning.pretrained.card import card_text, chosen_checkpoint, package, run_record, training_chain
 from tests.conftest import FAST
 
 ROOT = pretrained.BUNDLED_DIR.parents[1]
@@ -80,6 +80,15 @@ def test_a_changed_bundled_file_is_refused_in_one_line(damage, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("not the file that shipped" if damage == "config" else "SHA-256") in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_each_shipped_card_is_the_one_card_py_writes_from_its_numbers(name):
+    """README.md is what packaging writes from the folder's config.json and eval.json, so no hand edit or stale
+    wording hides in a card (eval.json's numbers are checked against the weights below)."""
+    folder = BUNDLED_DIR / name
+    config, numbers = (json.loads((folder / file).read_text()) for file in (CONFIG, "eval.json"))
+    assert (folder / "README.md").read_text() == card_text(name, config, numbers)
 
 
 @pytest.mark.slow
