@@ -12,7 +12,7 @@ from torch import nn
 
 from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, write_file
-from gan_lightning.networks.spec import build_network
+from gan_lightning.networks.spec import build_network, legacy_variant, normalize_spec
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -51,11 +51,15 @@ def check_fits(model: nn.Module, checkpoint: dict[str, Any], path: str | Path) -
     if saved == expected:
         return
     differences = []
-    ours, theirs = getattr(model, "networks", {}), checkpoint.get("networks")
-    for network, spec in ours.items():  # first the settings that made the networks differ
+    theirs = checkpoint.get("networks")
+    variant = checkpoint_variant(checkpoint)
+    if variant != model.name:
+        differences.append(f"model: {variant!r} in the checkpoint, {model.name!r} here")
+    for network, spec in model.networks.items():  # first the settings that made the networks differ
         other = theirs.get(network) if isinstance(theirs, dict) else None
         if not isinstance(other, dict):
             continue
+        other = normalize_spec(other)
         for key in sorted(set(spec) | set(other)):
             if spec.get(key) != other.get(key):
                 differences.append(f"{network}.{key}: {other.get(key)!r} in the checkpoint, {spec.get(key)!r} here")
@@ -68,6 +72,16 @@ def check_fits(model: nn.Module, checkpoint: dict[str, Any], path: str | Path) -
         f"ckpt_path={path} was saved by another model ({'; '.join(differences[:3])}); resume it with the model "
         "settings it was trained with"
     )
+
+
+def checkpoint_variant(checkpoint: dict[str, Any]) -> str | None:
+    """The variant a checkpoint or export records (`options.VARIANTS`); for a file of gan-lightning 0.1.0, which
+    recorded none, the one its generator belongs to."""
+    if isinstance(checkpoint.get("variant"), str):
+        return checkpoint["variant"]
+    networks = checkpoint.get("networks")
+    generator = networks.get("generator") if isinstance(networks, dict) else None
+    return legacy_variant(generator) if isinstance(generator, dict) else None
 
 
 def _generator_spec(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -108,7 +122,7 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
     except RuntimeError as e:
         raise UserError(f"{path}: generator weights do not fit its recorded architecture ({state_dict_problem(e)})") from None
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
-    info.update(conditional=spec["num_classes"] > 0, spec=spec)
+    info.update(variant=checkpoint_variant(checkpoint), spec=normalize_spec(spec))
     return generator.eval(), info
 
 
@@ -117,11 +131,12 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
 EXPORT_FORMAT = "gan-lightning-generator"
 
 
-def save_generator_file(generator: nn.Module, spec: dict[str, Any], out_path: str | Path) -> Path:
-    """Save a generator on its own as one torch file, written atomically. Returns the path written."""
+def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any], out_path: str | Path) -> Path:
+    """Save a generator of `variant` on its own as one torch file, written atomically. Returns the path written."""
     out_path = check_writable(out_path, "out", folder=False, example="generator.pt")
     exported = {
         "format": EXPORT_FORMAT,
+        "variant": variant,
         "networks": {"generator": spec},
         "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
     }

@@ -4,35 +4,42 @@ Hydra reports a bad override with a multi-line message and a hint about stack tr
 only fail deep inside training. Both are caught here and turned into one `UserError` line naming the key.
 """
 
+import contextlib
 import itertools
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from gan_lightning import (
     checks,
     hardware,  # noqa: F401  (registers the config's ${fast_precision:...} resolver)
+    options,
 )
 from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, make_folder
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.prdc import MIN_REFERENCE_IMAGES
-from gan_lightning.models.augment import parse_policy
-from gan_lightning.models.gan import CLIP_ALGORITHMS
-from gan_lightning.models.losses import LOSSES
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 # config options that were renamed: the old name is refused with the new one
 RENAMED = {f"experiment=seed_{model}": f"experiment=baseline_{model} (the recipe of the projects gan-lightning grew "
            "from; `seed` is the random seed)" for model in ("vanilla", "dcgan", "cgan")}
+# config keys that moved: the old key is refused with the new one (the quality metrics became a callback)
+MOVED_KEYS = {"model.quality": "callbacks.quality (switch it off with ~callbacks.quality)",
+              "model.quality.kid_subset_size": "callbacks.quality.kid_subset_size",
+              "model.eval_samples": "callbacks.quality.eval_samples",
+              "model.conditional": "model=cgan (the conditional GAN is a model of its own)"}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -43,29 +50,27 @@ def validate(cfg: DictConfig) -> None:
     checks.positive_number(cfg, "optimizer.d_lr")
     checks.number(cfg, "optimizer.beta1", 0, 1)
     checks.number(cfg, "optimizer.beta2", 0, 1)
-    checks.text(cfg, "model.loss", LOSSES)
+    checks.text(cfg, "model.loss", options.LOSSES)
     checks.integer(cfg, "model.d_steps", 1)
     checks.number(cfg, "model.ema_decay", 0, 1)
     checks.positive_number(cfg, "model.gradient_clip_val", optional=True)
-    checks.text(cfg, "model.gradient_clip_algorithm", CLIP_ALGORITHMS)
+    checks.text(cfg, "model.gradient_clip_algorithm", options.CLIP_ALGORITHMS)
     augment = checks.value(cfg, "model.augment")
     if isinstance(augment, DictConfig | ListConfig):
         augment = OmegaConf.to_container(augment, resolve=True)
-    parse_policy(augment)
-    class_weight = checks.number(cfg, "model.class_loss_weight", 0, meaning="0 = off")
-    if class_weight and not (checks.value(cfg, "model.conditional")
-                             and "DCGANDiscriminator" in str(checks.value(cfg, "model.discriminator._target_"))):
-        raise UserError("model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's discriminator, which has a "
-                        "class head: use model=cgan, or set model.class_loss_weight=0")
+    options.parse_policy(augment)
+    class_weight = checks.number(cfg, "model.class_loss_weight", 0, meaning="0 = off")  # the cGAN's own key
+    if class_weight and "DCGANDiscriminator" not in str(checks.value(cfg, "model.discriminator._target_")):
+        raise UserError("model.class_loss_weight > 0 (AC-GAN) needs a discriminator with a class head, the "
+                        "convolutional one (gan_lightning.networks.DCGANDiscriminator); or set model.class_loss_weight=0")
     if checks.value(cfg, "model.loss") == "wgan-gp" and checks.value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")
-    quality = checks.value(cfg, "model.quality") is not None
+    quality = OmegaConf.select(cfg, "callbacks.quality") is not None
     # FID needs at least 2 samples; the real-data row is scored at the same n (KID's subsets are cut to n when n
     # is smaller than kid_subset_size)
-    checks.integer(cfg, "model.eval_samples", 2, HELD_OUT_IMAGES)
-    if quality:
-        checks.integer(cfg, "model.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
+    checks.integer(cfg, "callbacks.quality.eval_samples", 2, HELD_OUT_IMAGES)
+    checks.integer(cfg, "callbacks.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
     checks.integer(cfg, "data.batch_size", 1)
     checks.number(cfg, "data.rotation", 0, maximum=180, meaning="degrees")
     checks.seed(cfg, "data.split_seed")
@@ -79,8 +84,8 @@ def validate(cfg: DictConfig) -> None:
     val_size = checks.integer(cfg, "data.val_size", 0)
     if quality and val_size == 0:
         # the quality metrics are computed at each validation, which an empty validation split never runs
-        raise UserError("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
-                        "computed: give a positive data.val_size, or train without them: model.quality=null "
+        raise UserError("data.val_size=0 leaves no validation, where the quality metrics (callbacks.quality) are "
+                        "computed: give a positive data.val_size, or train without them: ~callbacks.quality "
                         "~callbacks.best_checkpoint")
     if quality and val_size is not None and 0 < val_size < MIN_REFERENCE_IMAGES:
         raise UserError(f"data.val_size={val_size}: the quality metrics score against the validation split, and "
@@ -111,7 +116,7 @@ def validate(cfg: DictConfig) -> None:
     no_quality = not quality or checks.value(cfg, "trainer.limit_val_batches") in (0, 0.0)
     if monitor is not None and str(monitor).startswith("val/") and no_quality:
         raise UserError(
-            f"callbacks.best_checkpoint monitors {monitor}, which needs validation with model.quality set; "
+            f"callbacks.best_checkpoint monitors {monitor}, which needs validation with callbacks.quality; "
             "drop it with ~callbacks.best_checkpoint"
         )
     for key in ("ckpt_path", "runs_dir"):
@@ -185,6 +190,50 @@ def claim_run_folder(path: str | Path, key: str = "hydra.run.dir") -> Path:
     raise AssertionError("unreachable")
 
 
+class RunFolder(Callback):
+    """Hydra callback: the run's folder (a multirun's sweep folder) is claimed by `claim_run_folder` before Hydra
+    writes into it, unless the command line gave it (`hydra.run.dir=...`, checked by `check_run_folders`) or this
+    process joins rank 0's run. Hydra names it by the second the run starts; a run started in the same second as
+    another gets `<name>-2`. A multirun's jobs recompose their config from Hydra's own overrides, so the sweep
+    folder claimed goes there too."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(config, "hydra.sweep.dir")
+
+    @staticmethod
+    def _claim(config: DictConfig, key: str) -> None:
+        if key in given_keys(list(config.hydra.overrides.hydra)) or joins_a_run():
+            return
+        folder = claim_run_folder(OmegaConf.select(config, key), key)
+        with read_write(config.hydra), open_dict(config.hydra):
+            OmegaConf.update(config, key, str(folder))
+            config.hydra.overrides.hydra.append(override(key, str(folder)))
+
+
+# what a run refused before it trained leaves in its folder: Hydra's record of it, its log, how it ended
+REFUSED_RUN_FILES = (".hydra", "train.log", "metrics.json")
+
+
+def discard_refused_run(run_dir: str | Path) -> None:
+    """A run refused before it trained leaves nothing behind, as a value refused before Hydra starts does: when
+    `run_dir` holds nothing but Hydra's record of the run, its log and how it ended (`REFUSED_RUN_FILES`), those go,
+    and the folder too. A folder holding anything else (a checkpoint, TensorBoard's events) is left as it is."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or any(p.name not in REFUSED_RUN_FILES for p in run_dir.iterdir()):
+        return
+    for name in REFUSED_RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
 def override(key: str, value: str) -> str:
     """`key=value` written so that Hydra reads back exactly the string `value`: as it is when Hydra's override
     parser takes it so (`ckpt_path=/runs/x/last.ckpt`), else quoted (`ckpt_path="/my runs/(1)/last.ckpt"`).
@@ -216,16 +265,31 @@ def _explain(error: Exception) -> str:
             return f"{choice.parent.as_posix()}={choice.name} is now called {renamed}"
         return f"{choice.parent.as_posix()}={choice.name}: no such option; choose one of: {options}"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    moved = re.match(r"Could not (?:override|delete from config\.) '([^']+)'", lines[0] if lines else "")
+    if moved and moved.group(1) in MOVED_KEYS:
+        return f"{moved.group(1)} is now {MOVED_KEYS[moved.group(1)]}"
+    owners = _models_with_key(moved.group(1)) if moved else []
+    if owners:
+        return f"{moved.group(1)} belongs to {' and '.join(f'model={m}' for m in owners)} only; choose that model"
     return "; ".join(lines[:2]) or type(error).__name__
 
 
+def _models_with_key(key: str) -> list[str]:
+    """The `model=` options whose own config file holds `key` (`model.class_loss_weight`: cgan)."""
+    if not key.startswith("model."):
+        return []
+    return [path.stem for path in sorted((CONFIG_DIR / "model").glob("*.yaml"))
+            if OmegaConf.select(OmegaConf.load(path), key.removeprefix("model.")) is not None]
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "train", with_hydra: bool = False) -> DictConfig:
-    """The config Hydra would build for these overrides (single values, no sweeps); `with_hydra`: with its `hydra`
-    node (run and sweep folders...), whose runtime values are unset."""
+    """The config Hydra would build for these overrides (single values, no sweeps), its values checked (`validate`)
+    when it is the training config; `with_hydra`: with its `hydra` node (run and sweep folders...), whose runtime
+    values are unset."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
+            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise UserError(_explain(e)) from None
     except TypeError as e:  # what Hydra trips over, e.g. numbers where a config group wants option names (model=[1])
@@ -233,6 +297,9 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train", wi
                         "option names, e.g. model=cgan") from None
     finally:
         GlobalHydra.instance().clear()
+    if config_name == "train":
+        validate(cfg)
+    return cfg
 
 
 def given_keys(overrides: Sequence[str]) -> set[str]:
@@ -265,7 +332,4 @@ def check_overrides(
     candidates = [fixed + firsts]
     for i, (key, values) in enumerate(sweeps):
         candidates += [fixed + firsts[:i] + [f"{key}={v}"] + firsts[i + 1 :] for v in values[1:]]
-    configs = [compose_config(candidate, config_name, with_hydra) for candidate in candidates]
-    for cfg in configs:
-        validate(cfg)
-    return configs
+    return [compose_config(candidate, config_name, with_hydra) for candidate in candidates]

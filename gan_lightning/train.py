@@ -10,7 +10,9 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CPUAccelerator
@@ -18,23 +20,21 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.func import functional_call
 
-from gan_lightning.callbacks import LAST, CheckpointOnInterrupt, LastCheckpoint
+from gan_lightning.callbacks import LAST, LOGGED_QUALITY, CheckpointOnInterrupt, LastCheckpoint
 from gan_lightning.checkpoint import check_fits, load_checkpoint
 from gan_lightning.config import (
     CONFIG_DIR,
     check_overrides,
     check_run_folders,
-    claim_run_folder,
+    discard_refused_run,
     given_keys,
-    joins_a_run,
     override,
-    validate,
 )
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
-from gan_lightning.files import check_writable
 from gan_lightning.hardware import explain_precision
-from gan_lightning.models.gan import LOGGED_QUALITY
 from gan_lightning.sweeps import run_job
 
 log = logging.getLogger(__name__)
@@ -52,16 +52,10 @@ def build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
         cause = e.__cause__
         if isinstance(cause, UserError | AssertionError):  # an assertion is a bug: it keeps its traceback
             raise cause from None
+        if isinstance(cause, MisconfigurationException):  # Lightning's own checks of the trainer's arguments
+            raise UserError(f"{key}: {str(cause).strip().splitlines()[0]}") from None
         reason = str(cause or e).strip().splitlines()[0]
         raise UserError(f"cannot build {key} ({node.get('_target_', '?')}): {reason}") from None
-
-
-def build_model(cfg: DictConfig, **kwargs: Any) -> tuple[L.LightningDataModule, L.LightningModule]:
-    """The data module and the model (`kwargs` override the model config, e.g. `quality=None`)."""
-    datamodule = build(cfg, "data")
-    # the sizes the networks need come from the data
-    model = build(cfg, "model", image_shape=datamodule.image_shape, num_classes=datamodule.num_classes, **kwargs)
-    return datamodule, model
 
 
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
@@ -126,41 +120,54 @@ def _runs_dir(cfg: DictConfig) -> str:
     return cfg.get("runs_dir") or f"outputs/{cfg.task_name}"
 
 
-def _resume_from(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | None:
-    """The checkpoint `ckpt_path` names, loaded: a truncated, foreign or unsafe file is refused."""
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _runs_dir(cfg))
-    return None if ckpt_path is None else (ckpt_path, load_checkpoint(ckpt_path))
+def check_batch_size(model: L.LightningModule, batch_size: int) -> None:
+    """One training-mode pass of G and then D over a batch of `batch_size` on the meta device (shapes only: no
+    compute and no memory at any size; the model's own tensors are left alone), so that what torch refuses at that
+    size, such as BatchNorm given one value per channel, stops the run before it trains."""
+    def on_meta(network: nn.Module) -> dict[str, torch.Tensor]:
+        tensors = {**dict(network.named_parameters()), **dict(network.named_buffers())}
+        return {name: torch.empty_like(t, device="meta") for name, t in tensors.items()}
+
+    assert model.generator.training and model.discriminator.training, "a model fresh from its config"
+    with torch.random.fork_rng(devices=[]):  # a latent of the variant's shapes, without moving the training noise
+        z, code = model.draw_latent(1)
+    z = z.to("meta").expand(batch_size, -1)  # (B, noise_dim)
+    code = None if code is None else code.to("meta").expand(batch_size, *code.shape[1:])
+    try:
+        fake = functional_call(model.generator, on_meta(model.generator), (z, code))  # (B, C, H, W)
+        functional_call(model.discriminator, on_meta(model.discriminator), (fake, model.condition(code)))
+    except ValueError as e:
+        reason = str(e).strip().splitlines()[0]
+        raise UserError(f"data.batch_size={batch_size}: the networks cannot train on batches of this size "
+                        f"({reason}); use a larger data.batch_size") from None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train the GAN that `cfg` describes; returns the final logged metrics."""
-    validate(cfg)
-    output_dir = OmegaConf.select(cfg, "paths.output_dir")
-    if output_dir is not None:
-        check_writable(output_dir, "paths.output_dir")
+    """Train the GAN that `cfg` describes (its values checked by `config.validate`): each object is built once, the
+    checks that need it made, then the trainer fits. Returns the final logged metrics."""
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    resume = _resume_from(cfg)
-
-    datamodule, model = build_model(cfg)
-    ckpt_path = None
-    if resume is not None:
-        ckpt_path, checkpoint = resume
-        check_fits(model, checkpoint, ckpt_path)  # the same model, before anything is written
-        log.info("Resuming from %s", ckpt_path)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _runs_dir(cfg))
+    datamodule = build(cfg, "data")
+    # the callbacks before the model: the quality metrics' classifier is made (its layers initialised) first, so a
+    # seed gives the same initial weights as it did when the model held the metrics
     callbacks = [build(cfg, f"callbacks.{name}") for name, c in (cfg.get("callbacks") or {}).items() if c is not None]
     if not OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True):  # Lightning refuses a bar it may not show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     # last.ckpt after the other checkpoint callbacks, at each epoch end: it holds their state of that epoch
     callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))
     loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
-    try:
-        trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
-    except MisconfigurationException as e:
-        raise UserError(f"trainer: {e}") from None
+    # the sizes the networks need come from the data
+    model = build(cfg, "model", image_shape=datamodule.image_shape, num_classes=datamodule.num_classes)
+    if ckpt_path is not None:
+        check_fits(model, load_checkpoint(ckpt_path), ckpt_path)  # a truncated, unsafe or foreign file is refused
+        log.info("Resuming from %s", ckpt_path)
+    check_batch_size(model, cfg.data.batch_size)
+    trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
+
+    # from here on the run writes into its folder
     for logger in loggers:
         log_hyperparameters(logger, hyperparameters(cfg))
-
     log.info("Run directory: %s", trainer.default_root_dir)
     if isinstance(trainer.accelerator, CPUAccelerator):
         explain_precision(cfg.trainer)
@@ -185,6 +192,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics = run_job(cfg, train)  # train(cfg), its outcome written to metrics.json for sweep summaries
     except UserError as e:
+        if not isinstance(e, TrainingDiverged) and HydraConfig.get().mode == RunMode.RUN:
+            discard_refused_run(cfg.paths.output_dir)  # refused before it trained: as if it never started
         fail(e)
     except TrainingInterrupted as e:
         print(f"{e}: {_resume_hint(e.checkpoint)}", file=sys.stderr)
@@ -196,8 +205,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def _resume_hint(checkpoint: Path | None) -> str:
     if checkpoint is None:
         return "no checkpoint saved (stopped mid-batch); resume from the last one with ckpt_path=last"
-    from hydra.core.hydra_config import HydraConfig
-
     command = resume_command(HydraConfig.get().overrides.task, checkpoint)
     return f"checkpoint saved to {checkpoint}; resume with: {command}"
 
@@ -210,75 +217,31 @@ def resume_command(overrides: list[str], checkpoint: Path) -> str:
     return " ".join(["python scripts/train.py", *map(shlex.quote, arguments)])
 
 
-def check_trainer(cfg: DictConfig) -> None:
-    """Lightning's own checks of the trainer's arguments (accelerator, devices, precision, strategy...), made by
-    building a Trainer without callbacks, loggers or a folder: nothing is written, and nothing is printed."""
-    accelerator = OmegaConf.select(cfg, "trainer.accelerator")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(f"trainer.accelerator={accelerator}: there is no CUDA GPU on this machine (or torch was built "
-                        "without CUDA); train on the CPU with trainer=cpu")
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [logger.level for logger in loggers]
-    try:
-        for logger in loggers:  # "GPU available: ..." is said once, by the run itself
-            logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            build(cfg, "trainer", callbacks=[], logger=False, default_root_dir=None, enable_checkpointing=False)
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
-def check_batch_size(model: L.LightningModule, batch_size: int) -> None:
-    """One training-mode pass of G and then D over a batch of `batch_size`, on the meta device (shapes only: no
-    compute, no memory, at any size), so that what torch itself refuses at that size, such as BatchNorm given one
-    value per channel, stops the command before the run folder exists rather than at the first batch.
-    `model` is moved to the meta device: pass one built for this check only."""
-    model.to("meta").train()
-    z = torch.zeros(batch_size, model.hparams.noise_dim, device="meta")  # (B, noise_dim)
-    labels = torch.zeros(batch_size, dtype=torch.long, device="meta") if model.conditional else None  # (B,)
-    try:
-        model.discriminator(model.generator(z, labels), labels)
-    except ValueError as e:
-        reason = str(e).strip().splitlines()[0]
-        raise UserError(f"data.batch_size={batch_size}: the networks cannot train on batches of this size "
-                        f"({reason}); use a larger data.batch_size") from None
-
-
 def check_before_run(overrides: list[str], multirun: bool = False) -> list[DictConfig]:
-    """What is checked before Hydra makes a run folder, for every job of a sweep: the values, that the run's folders
-    can be written, that the data, the model and the trainer can be built, that `ckpt_path` is a safe
-    checkpoint of that model, and that the networks take a training batch of `data.batch_size`. Returns the
-    configs checked (with their `hydra` node)."""
+    """What is checked before Hydra makes a run folder, for every job of a sweep: every value (`config.validate`),
+    that the run's folders can be written, that `ckpt_path` names a checkpoint, and that there is a GPU where one
+    is asked for. Returns the configs checked (with their `hydra` node). What needs the objects built (the
+    checkpoint's fit, the batch size, Lightning's checks of the trainer) is checked by `train`, before it trains."""
     run_dir_given = ("hydra.sweep.dir" if multirun else "hydra.run.dir") in given_keys(overrides)
     configs = check_overrides(overrides, with_hydra=True, multirun=multirun)
     for cfg in configs:
         check_run_folders(cfg, multirun, run_dir_given)
-        resume = _resume_from(cfg)
-        _, model = build_model(cfg, quality=None)  # (the quality metrics hold no weights)
-        if resume is not None:
-            check_fits(model, resume[1], resume[0])
-        check_batch_size(model, cfg.data.batch_size)
-        check_trainer(cfg)
+        resolve_ckpt_path(cfg.get("ckpt_path"), _runs_dir(cfg))
+        accelerator = OmegaConf.select(cfg, "trainer.accelerator")
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise UserError(f"trainer.accelerator={accelerator}: there is no CUDA GPU on this machine (or torch was "
+                            "built without CUDA); train on the CPU with trainer=cpu")
     return configs
 
 
 def main() -> None:
-    """`python scripts/train.py [overrides]`: bad overrides and values stop here, before Hydra starts a job."""
+    """`python scripts/train.py [overrides]`: bad overrides and values stop here, before Hydra starts a job; Hydra's
+    own flags (--help, --cfg, ...) go straight to it."""
     args = sys.argv[1:]
     multirun = any(a in ("-m", "--multirun") for a in args)
-    hydra_flags = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
-    if not hydra_flags:  # --help, --cfg, --config-name ...: Hydra's own business
-        overrides = [a for a in args if not a.startswith("-")]
+    if not [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]:
         try:
-            (cfg, *_) = check_before_run(overrides, multirun)
-            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-            if key not in given_keys(overrides) and not joins_a_run():
-                # Hydra's default run (sweep) folder is named by the second the run starts: take it, or a free
-                # variant of it, for this run (multirun) alone, and hand it to Hydra
-                folder = claim_run_folder(OmegaConf.select(cfg, key), key)
-                sys.argv.append(override(key, str(folder)))
+            check_before_run([a for a in args if not a.startswith("-")], multirun)
         except UserError as e:
             fail(e)
     _hydra_main()

@@ -1,6 +1,6 @@
-"""Package a training run's generator as a bundled model with its model card (see gan_lightning/pretrained/card.py)."""
+"""Package a training run's generator as a bundled model with its model card (see gan_lightning/package_pretrained.py)."""
 
-from gan_lightning.pretrained.card import main
+from gan_lightning.package_pretrained import main
 
 if __name__ == "__main__":
     main()

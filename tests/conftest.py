@@ -19,7 +19,7 @@ FAST = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "data.batch_size=32",
-    "model.eval_samples=200",
+    "callbacks.quality.eval_samples=200",
 ]
 
 

@@ -61,7 +61,7 @@ def _train_both(recipe: list[str], n_batches: int, precision: str) -> tuple[dict
         cfg = compose_config([*model, *recipe, "data.batch_size=16", f"paths.output_dir={tmp}",
                               "trainer=cpu", f"trainer.precision={precision}", "trainer.max_epochs=1",
                               f"trainer.limit_train_batches={n_batches}", "trainer.limit_val_batches=0",
-                              "~callbacks.best_checkpoint", "model.quality=null",
+                              "~callbacks.best_checkpoint", "~callbacks.quality",
                               "trainer.enable_model_summary=false", "~callbacks.cpu_threads"])
         torch.manual_seed(0)
         initial = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
@@ -77,7 +77,7 @@ def _train_both(recipe: list[str], n_batches: int, precision: str) -> tuple[dict
 
 
 def test_plain_loop_is_pytorch_as_it_comes_and_the_project_runs_fused_and_channels_last():
-    cfg = compose_config(["model=dcgan", "model.quality=null"])
+    cfg = compose_config(["model=dcgan", "~callbacks.quality"])
     gan = instantiate(cfg.model, image_shape=(1, 28, 28), num_classes=10)
     assert all(opt.defaults["fused"] for opt in gan.configure_optimizers())
     assert not any(opt.defaults["fused"] for opt in plain_optimizers(gan))

@@ -19,8 +19,8 @@ from gan_lightning.evaluate import main as evaluate_main
 from gan_lightning.export import main as export_main
 from gan_lightning.generate import main as generate_main
 from gan_lightning.metrics.memorisation import memorisation
+from gan_lightning.package_pretrained import card_text, chosen_checkpoint, package, run_record, training_chain
 from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
-from gan_lightning.pretrained.card import card_text, chosen_checkpoint, package, run_record, training_chain
 from tests.conftest import FAST
 
 ROOT = pretrained.BUNDLED_DIR.parents[1]

@@ -4,7 +4,7 @@ from omegaconf import OmegaConf
 
 from gan_lightning.config import CONFIG_DIR, check_overrides, compose_config
 from gan_lightning.errors import UserError
-from gan_lightning.models import GAN
+from gan_lightning.models import DCGAN, GAN, VARIANTS, ConditionalGAN, VanillaGAN
 
 GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
 
@@ -24,13 +24,14 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     assert container["paths"]["output_dir"] == str(tmp_path)
 
 
-@pytest.mark.parametrize("model, conditional", [("vanilla", False), ("dcgan", False), ("cgan", True)])
-def test_model_configs_build_their_gan(model, conditional):
+@pytest.mark.parametrize("model, cls", [("vanilla", VanillaGAN), ("dcgan", DCGAN), ("cgan", ConditionalGAN)])
+def test_model_configs_build_their_variant(model, cls):
     cfg = compose_config([f"model={model}", "model.noise_dim=12", "optimizer.lr=1e-3"])
     gan = instantiate(cfg.model, image_shape=(1, 28, 28), num_classes=10)
-    assert isinstance(gan, GAN) and gan.conditional is conditional
+    assert type(gan) is cls and isinstance(gan, GAN) and VARIANTS[model] is cls and gan.name == model
     assert gan.generator.noise_dim == 12
-    assert gan.generator.num_classes == (10 if conditional else 0)
+    # only the conditional GAN's networks take the digit
+    assert gan.generator.num_classes == gan.discriminator.num_classes == (10 if cls is ConditionalGAN else 0)
     opt_g, opt_d = gan.configure_optimizers()
     assert opt_g.param_groups[0]["lr"] == 1e-3 and opt_g.param_groups[0]["betas"] == (0.5, 0.999)
     assert {id(p) for p in opt_d.param_groups[0]["params"]} == {id(p) for p in gan.discriminator.parameters()}
@@ -59,6 +60,9 @@ def test_defaults_follow_the_dcgan_paper():
     assert cfg.optimizer.lr == 2e-4 and [cfg.optimizer.beta1, cfg.optimizer.beta2] == [0.5, 0.999]
 
 
+EVAL = "callbacks.quality.eval_samples"
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.noise_dim=0"], "model.noise_dim must be a positive integer, got 0"),
     (["model.noise_dim=abc"], "model.noise_dim must be a positive integer"),
@@ -85,29 +89,34 @@ def test_defaults_follow_the_dcgan_paper():
     (["ckpt_path=[1,2]"], "ckpt_path must be a word or a path, got [1, 2]"),
     (["runs_dir=''"], "runs_dir must be a word or a path, got ''"),
     (["model=[1,2]"], "a config group takes option names, e.g. model=cgan"),
-    (["model.quality=null"], "~callbacks.best_checkpoint"),
+    (["~callbacks.quality"], "~callbacks.best_checkpoint"),
+    # keys that moved or belong to one model name where they went
+    (["model.quality=null"], "model.quality is now callbacks.quality (switch it off with ~callbacks.quality)"),
+    (["model.eval_samples=100"], "model.eval_samples is now callbacks.quality.eval_samples"),
+    (["model.conditional=true"], "model.conditional is now model=cgan"),
+    (["model=dcgan", "model.class_loss_weight=1"], "model.class_loss_weight belongs to model=cgan only"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
     # no validation split: the quality metrics would never be computed
-    (["data.val_size=0"], ("data.val_size=0 leaves no validation, where the quality metrics (model.quality) are "
-                           "computed: give a positive data.val_size, or train without them: model.quality=null "
+    (["data.val_size=0"], ("data.val_size=0 leaves no validation, where the quality metrics (callbacks.quality) are "
+                           "computed: give a positive data.val_size, or train without them: ~callbacks.quality "
                            "~callbacks.best_checkpoint")),
-    (["model.class_loss_weight=-1"], "model.class_loss_weight must be a number >= 0 (0 = off), got -1"),
-    (["model=dcgan", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
-    (["model=vanilla", "model.class_loss_weight=1"], "model.class_loss_weight > 0 (AC-GAN) needs the conditional GAN's"),
+    (["model=cgan", "model.class_loss_weight=-1"], "model.class_loss_weight must be a number >= 0 (0 = off), got -1"),
+    (["model=cgan", "model.discriminator._target_=gan_lightning.networks.MLPDiscriminator"],
+     "model.class_loss_weight > 0 (AC-GAN) needs a discriminator with a class head"),
     # the validation metrics' reference set: too small for the k-nearest-neighbour balls of precision and recall
     (["data.val_size=null"], "data.val_size must be an integer >= 0, got null"),
     (["data.val_size=5"], ("data.val_size=5: the quality metrics score against the validation split, and its "
                            "k-nearest-neighbour balls need at least 6 images; give a larger data.val_size")),
     # they would crash the first validation, after a whole epoch of training
-    (["model.eval_samples=1"], "model.eval_samples must be an integer from 2 to 10000, got 1"),
-    (["model.eval_samples=0"], "model.eval_samples must be an integer from 2 to 10000, got 0"),
-    (["model.eval_samples=-5"], "model.eval_samples must be an integer from 2 to 10000, got -5"),
-    (["model.eval_samples=abc"], "model.eval_samples must be an integer from 2 to 10000, got 'abc'"),
-    (["model.eval_samples=1.5"], "model.eval_samples must be an integer from 2 to 10000, got 1.5"),
+    (["callbacks.quality.eval_samples=1"], f"{EVAL} must be an integer from 2 to 10000, got 1"),
+    (["callbacks.quality.eval_samples=0"], f"{EVAL} must be an integer from 2 to 10000, got 0"),
+    (["callbacks.quality.eval_samples=-5"], f"{EVAL} must be an integer from 2 to 10000, got -5"),
+    (["callbacks.quality.eval_samples=abc"], f"{EVAL} must be an integer from 2 to 10000, got 'abc'"),
+    (["callbacks.quality.eval_samples=1.5"], f"{EVAL} must be an integer from 2 to 10000, got 1.5"),
     # more than the held-out real images: the reference row would not be at the same n
-    (["model.eval_samples=10001"], "model.eval_samples must be an integer from 2 to 10000, got 10001"),
-    (["model.quality.kid_subset_size=1"], "model.quality.kid_subset_size must be an integer >= 2, got 1"),
-    (["model.quality.kid_subset_size=x"], "model.quality.kid_subset_size must be an integer >= 2, got 'x'"),
+    (["callbacks.quality.eval_samples=10001"], f"{EVAL} must be an integer from 2 to 10000, got 10001"),
+    (["callbacks.quality.kid_subset_size=1"], "callbacks.quality.kid_subset_size must be an integer >= 2, got 1"),
+    (["callbacks.quality.kid_subset_size=x"], "callbacks.quality.kid_subset_size must be an integer >= 2, got 'x'"),
     # Lightning refuses them under manual optimization, but only once the run has started
     (["trainer.gradient_clip_val=1.0"], "use model.gradient_clip_val"),
     (["trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
@@ -127,7 +136,7 @@ def test_bad_values_name_the_key(overrides, message):
 
 def test_good_sweep_passes_the_check():
     check_overrides(["model.noise_dim=32,64,128", "optimizer.lr=1e-4,2e-4", "model=cgan"])
-    check_overrides(["model.quality=null", "~callbacks.best_checkpoint"])
-    check_overrides(["data.val_size=0", "model.quality=null", "~callbacks.best_checkpoint"])
-    check_overrides(["model.eval_samples=2,10000", "model.quality.kid_subset_size=2"])
+    check_overrides(["~callbacks.quality", "~callbacks.best_checkpoint"])
+    check_overrides(["data.val_size=0", "~callbacks.quality", "~callbacks.best_checkpoint"])
+    check_overrides(["callbacks.quality.eval_samples=2,10000", "callbacks.quality.kid_subset_size=2"])
     check_overrides(["model.augment=[translation,cutout]"])

@@ -226,7 +226,8 @@ def test_the_page_opens_with_digits_and_redraws_as_controls_move(browser_page, d
 
 
 def test_the_page_offers_the_bundled_models(browser_page, demo_server):
-    from gan_lightning.pretrained import BUNDLED, MODELS
+    from gan_lightning.options import VARIANTS as MODELS
+    from gan_lightning.pretrained import BUNDLED
 
     url, _ = demo_server
     page = browser_page

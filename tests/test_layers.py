@@ -14,13 +14,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gan_lightning"
 
 # lowest first; a module may import its own layer and those below. A name stands for a module or a whole package.
 LAYERS = [
-    ("foundations", ["errors", "checks", "files", "hardware", "version"]),
+    ("foundations", ["errors", "checks", "files", "hardware", "version", "options"]),
     ("data and networks", ["data", "networks"]),
     ("metrics", ["metrics"]),
     ("training logic", ["models"]),
     ("trained generators", ["checkpoint", "pretrained", "sampling"]),
     ("configs and run bookkeeping", ["config", "tool_config", "callbacks", "sweeps"]),
-    ("command-line doors", ["train", "evaluate", "generate", "export", "demo", "pretrained.card", "benchmarks"]),
+    ("command-line doors", ["train", "evaluate", "generate", "export", "demo", "package_pretrained", "benchmarks"]),
 ]
 
 
@@ -104,6 +104,6 @@ def test_there_is_no_import_cycle():
 def test_the_layer_check_sees_an_upward_import(tmp_path):
     """A module of the networks importing the training logic is found, also when the import hides in a function."""
     module = tmp_path / "bad.py"
-    module.write_text("def f():\n    from gan_lightning.models.gan import GAN\n    return GAN\n")
+    module.write_text("def f():\n    from gan_lightning.models.base import GAN\n    return GAN\n")
     found = imports(module, modules())
-    assert {"models", "models.gan"} <= found and max(map(layer_of, found)) > layer_of("networks.mlp")
+    assert {"models", "models.base"} <= found and max(map(layer_of, found)) > layer_of("networks.mlp")

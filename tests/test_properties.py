@@ -134,7 +134,7 @@ def test_train_pre_check_accepts_or_names_the_problem(overrides):
 
 
 TINY = [
-    "model=vanilla", "model.quality=null", "~callbacks.best_checkpoint", "~logger", "data.batch_size=16",
+    "model=vanilla", "~callbacks.quality", "~callbacks.best_checkpoint", "~logger", "data.batch_size=16",
     "trainer.accelerator=cpu", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0",
 ]
 TRAIN_OTHER = pairs({

@@ -114,7 +114,7 @@ def test_every_run_saves_through_the_atomic_writer():
 # A tiny real run: the vanilla GAN, 16 images a batch, no quality metrics.
 TINY = [
     "model=vanilla",
-    "model.quality=null",
+    "~callbacks.quality",
     "~callbacks.best_checkpoint",
     "data.batch_size=16",
     "trainer.accelerator=cpu",
@@ -373,7 +373,7 @@ def test_same_seed_same_samples_and_metrics(tmp_path):
         metrics = train(compose_config([
             "model=vanilla", "data.batch_size=16", "trainer.accelerator=cpu", "trainer.max_epochs=1",
             "trainer.limit_train_batches=4", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
-            "trainer.num_sanity_val_steps=0", "model.eval_samples=100", "model.quality.kid_subset_size=50", "seed=11",
+            "trainer.num_sanity_val_steps=0", "callbacks.quality.eval_samples=100", "callbacks.quality.kid_subset_size=50", "seed=11",
             "callbacks.cpu_threads.threads=2", f"paths.output_dir={tmp_path / run}",
         ]))
         main([f"ckpt_path={tmp_path / run / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path / run / 'gen'}", "n=16"])

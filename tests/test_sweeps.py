@@ -103,7 +103,7 @@ def test_a_sweep_never_shares_its_folder_with_another_started_in_the_same_second
         (folder / "0" / "metrics.json").write_text('{"status": "completed"}\n')
         (folder / "summary.md").write_text("another sweep\n")
     before = {folder: _tree(folder) for folder in taken}
-    result = _run("train.py", "-m", *TINY, "model.quality=null", "~callbacks.best_checkpoint", "~logger",
+    result = _run("train.py", "-m", *TINY, "~callbacks.quality", "~callbacks.best_checkpoint", "~logger",
                   "~callbacks.sample_grid", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {folder: _tree(folder) for folder in taken} == before

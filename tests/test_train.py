@@ -47,7 +47,7 @@ def test_the_module_logs_exactly_on_the_batches_lightning_writes(tmp_path, monke
 
     monkeypatch.setattr(GAN, "training_step", recorded_step)
     train(compose_run(tmp_path, "model=vanilla", "trainer.log_every_n_steps=2", "trainer.max_epochs=2",
-                      f"model.d_steps={d_steps}", "model.quality=null", "~callbacks.best_checkpoint"))
+                      f"model.d_steps={d_steps}", "~callbacks.quality", "~callbacks.best_checkpoint"))
     assert len(decisions) == 6 and all(mine == lightnings for mine, lightnings in decisions), decisions
     assert [mine for mine, _ in decisions][:5] == [False, True, False, True, False]
 
@@ -189,7 +189,7 @@ def test_batch_size_check_passes_what_torch_takes(tmp_path):
 
 
 # a short run through the CLI: the vanilla GAN, one batch, no validation, nothing but its checkpoint
-ONE_BATCH = ["model=vanilla", "model.quality=null", "~callbacks.best_checkpoint", "~logger", "~callbacks.sample_grid",
+ONE_BATCH = ["model=vanilla", "~callbacks.quality", "~callbacks.best_checkpoint", "~logger", "~callbacks.sample_grid",
              "data.batch_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
              "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 

@@ -145,7 +145,7 @@ def plain_optimizers(gan) -> list[torch.optim.Optimizer]:
 
 def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = "32-true", compile: bool = False,
               log_every_n_steps: int = 50, plain: bool = False) -> float:
-    """The same D and G steps as `GAN.training_step` (its `GANObjective`), in plain PyTorch, under the same `precision` (Lightning's
+    """The same D and G steps as `GAN.training_step` (the variant's losses), in plain PyTorch, under the same `precision` (Lightning's
     names), with the model's memory format and optimizers; `plain`: with PyTorch's defaults instead (fp32 unless
     `precision` says otherwise, the default memory format, `plain_optimizers`). Returns seconds after warm-up."""
     autocast_dtype, scaling = PRECISIONS[str(precision)]
@@ -158,8 +158,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     opt_g, opt_d = plain_optimizers(gan) if plain else gan.configure_optimizers()
     # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
-    conditional, noise_dim, num_classes = gan.conditional, gan.hparams.noise_dim, gan.hparams.num_classes
-    d_steps, objective = gan.hparams.d_steps, gan.objective  # the D and G losses of `GAN.training_step`
+    d_steps = gan.hparams.d_steps
     clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
 
     def clip(optimizer):  # as GAN.on_before_optimizer_step does through Lightning's clip_gradients
@@ -180,16 +179,13 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
         g_step = (i + 1) % d_steps == 0
         with autocast:  # Lightning runs the whole training_step, backward included, under autocast
             real, labels = to_model_range(images.to(device)), labels.to(device)
-            batch_size = real.shape[0]
-            z = torch.randn(batch_size, noise_dim, device=device)
-            fake_labels = torch.randint(0, num_classes, (batch_size,), device=device) if conditional else None
-            real_labels = labels if conditional else None
+            z, code = gan.draw_latent(real.shape[0])  # the variant's latent: noise, and the digits asked for (cGAN)
             with torch.set_grad_enabled(g_step):
-                fake = generator(z, fake_labels)
+                fake = gan.generate(z, code, generator)
 
             for p in generator.parameters():
                 p.requires_grad_(False)
-            d_loss, _, _, _ = objective.discriminator_step(discriminator, real, real_labels, fake, fake_labels)
+            d_loss, _, _, _ = gan.discriminator_loss(real, labels, fake.detach(), code)  # the variant's D loss
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(d_loss).backward()
             clip(opt_d)
@@ -201,7 +197,7 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
             if g_step:
                 for p in discriminator.parameters():
                     p.requires_grad_(False)
-                g_loss, _ = objective.generator_step(discriminator, fake, fake_labels)
+                g_loss, _ = gan.generator_loss(fake, code)
                 opt_g.zero_grad(set_to_none=True)
                 scaler.scale(g_loss).backward()
                 clip(opt_g)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from gan_lightning.errors import UserError
+from gan_lightning import options
 
 BACKGROUND = -1.0  # black in [-1, 1]: MNIST's background
 
@@ -53,27 +53,11 @@ def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 # the transformations a policy may name, in the DiffAugment reference code's names; its `color` (brightness,
 # saturation, contrast) is left out: saturation does nothing to one channel, and brightness leaves [-1, 1]
 AUGMENTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"translation": translation, "cutout": cutout}
-
-
-def parse_policy(policy: str | Sequence[str] | None, key: str = "model.augment") -> tuple[str, ...]:
-    """The augmentations a policy names, in order: a list of names, or one string of them separated by commas (the
-    reference code's `policy`); None or empty is none. An unknown name is a `UserError` naming `key`."""
-    if policy is None:
-        return ()
-    names = policy.split(",") if isinstance(policy, str) else policy
-    if not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names):
-        raise UserError(f"{key} must be a list of augmentations, e.g. {key}=[translation,cutout], or null; "
-                        f"got {policy!r}")
-    names = tuple(name.strip() for name in names if name.strip())
-    unknown = [name for name in names if name not in AUGMENTATIONS]
-    if unknown:
-        raise UserError(f"{key}: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}, "
-                        f"e.g. {key}=[translation,cutout], or null for none")
-    return names
+assert tuple(AUGMENTATIONS) == options.AUGMENTATIONS, "the names a config may give are those implemented here"
 
 
 def diff_augment(images: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
-    """`images` (B, C, H, W) through the augmentations of `policy` (names from `parse_policy`), in order."""
+    """`images` (B, C, H, W) through the augmentations of `policy` (names from `options.parse_policy`), in order."""
     for name in policy:
         images = AUGMENTATIONS[name](images)
     return images

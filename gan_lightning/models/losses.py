@@ -7,8 +7,8 @@
   2017). The penalty is computed in fp32, outside autocast: second-order gradients in half precision
   overflow and underflow.
 
-`GANObjective` puts them together with AC-GAN's class loss and the augmentation of D's inputs: D's and G's loss
-on one batch, what every training loop of the project calls.
+`GANObjective` puts them together with the augmentation of D's inputs: D's and G's adversarial loss on one batch,
+which every variant's losses start from.
 """
 
 from collections.abc import Callable
@@ -17,16 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gan_lightning import options
 from gan_lightning.models.augment import diff_augment
-
-LOSSES = ("bce", "hinge", "wgan-gp")
-
-
-def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """AC-GAN's auxiliary classification loss (Odena et al., 2017): cross-entropy of D's class logits (B, K) with
-    the labels (B,), in fp32. D learns it on real images only, G on its images with the digits asked for, so G is
-    pushed to draw each digit as D's classifier of real digits reads it (D never learns G's mistakes as labels)."""
-    return F.cross_entropy(class_logits.float(), labels)
 
 
 def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -38,7 +30,7 @@ def discriminator_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) ->
         return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
     if loss == "wgan-gp":
         return d_fake.mean() - d_real.mean()
-    raise ValueError(f"unknown GAN loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    raise ValueError(f"unknown GAN loss {loss!r}; choose one of {', '.join(options.LOSSES)}")
 
 
 def generator_loss(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
@@ -47,7 +39,7 @@ def generator_loss(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
     if loss in ("hinge", "wgan-gp"):
         return -d_fake.mean()
-    raise ValueError(f"unknown GAN loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    raise ValueError(f"unknown GAN loss {loss!r}; choose one of {', '.join(options.LOSSES)}")
 
 
 def gradient_penalty(
@@ -71,55 +63,50 @@ def gradient_penalty(
 
 @dataclass(frozen=True)
 class GANObjective:
-    """What D and G minimise on one batch, from the networks and the images: the one definition that the
-    LightningModule's training step and the throughput benchmark's bare loop both call (stepping the optimizers is
-    the loop's job). `loss` names the GAN loss; `gp_weight` weighs WGAN-GP's penalty; `class_loss_weight` > 0 adds
-    AC-GAN's auxiliary class loss (D's `with_classes` head); `augment` names the differentiable augmentations that
-    every input of D passes through, each image with its own draw (DiffAugment)."""
+    """The adversarial part of what D and G minimise on one batch, from the networks and the images: what every
+    variant's losses start from, and what the throughput benchmark's bare loop calls through them (stepping the
+    optimizers is the loop's job). `loss` names the GAN loss; `gp_weight` weighs WGAN-GP's penalty; `augment` names
+    the differentiable augmentations that every input of D passes through, each image with its own draw
+    (DiffAugment). A variant whose D has an auxiliary head (AC-GAN's classes) asks for its outputs with
+    `with_head=True` and adds its own terms."""
 
     loss: str = "bce"
     gp_weight: float = 10.0
-    class_loss_weight: float = 0.0
     augment: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        assert self.loss in options.LOSSES and set(self.augment) <= set(options.AUGMENTATIONS), self
+
     def discriminator_step(self, discriminator: Callable[..., torch.Tensor], real: torch.Tensor,
-                           real_labels: torch.Tensor | None, fake: torch.Tensor,
-                           fake_labels: torch.Tensor | None
-                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+                           real_condition: torch.Tensor | None, fake: torch.Tensor,
+                           fake_condition: torch.Tensor | None, with_head: bool = False
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """D's loss on real images (B, C, H, W) against G's (detached here), each through its own draw of the
-        augmentation; the detached parts to log; D's logits on the real and the fake images (B,) (B,)."""
+        augmentation, each with what D is told of it (None for an unconditional D); the detached parts to log; D's
+        logits on the real and the fake images (B,) (B,); `with_head`: D's auxiliary head on the real images."""
         real, fake = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
-        if self.class_loss_weight:  # AC-GAN: D also learns to classify the real digits
-            d_real, real_classes = discriminator(real, real_labels, with_classes=True)  # (B,), (B, K)
+        if with_head:
+            d_real, real_head = discriminator(real, real_condition, with_classes=True)  # (B,), (B, K)
         else:
-            d_real = discriminator(real, real_labels)  # (B,) logits
-        d_fake = discriminator(fake, fake_labels)
+            d_real, real_head = discriminator(real, real_condition), None  # (B,) logits
+        d_fake = discriminator(fake, fake_condition)
         d_loss = discriminator_loss(self.loss, d_real, d_fake)
         logs = {"train/d_loss": d_loss.detach()}
-        if self.class_loss_weight:
-            d_class_loss = class_loss(real_classes, real_labels)
-            d_loss = d_loss + self.class_loss_weight * d_class_loss
-            logs["train/d_class_loss"] = d_class_loss.detach()
         if self.loss == "wgan-gp":  # between the images D saw
-            penalty = gradient_penalty(discriminator, real, fake, real_labels)
+            penalty = gradient_penalty(discriminator, real, fake, real_condition)
             d_loss = d_loss + self.gp_weight * penalty
             logs["train/gradient_penalty"] = penalty.detach()
-        return d_loss, logs, d_real, d_fake
+        return d_loss, logs, d_real, d_fake, real_head
 
     def generator_step(self, discriminator: Callable[..., torch.Tensor], fake: torch.Tensor,
-                       fake_labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                       fake_condition: torch.Tensor | None, with_head: bool = False
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
         """G's loss on its images (B, C, H, W), whose gradient flows back through a new draw of the augmentation,
-        and the detached parts to log."""
+        the detached parts to log, and (`with_head`) D's auxiliary head on the images."""
         fake = diff_augment(fake, self.augment)
-        logs = {}
-        if self.class_loss_weight:  # AC-GAN: G is also scored on D's reading of the digit it was asked for
-            g_fake, fake_classes = discriminator(fake, fake_labels, with_classes=True)
-            g_class_loss = class_loss(fake_classes, fake_labels)
-            logs["train/g_class_loss"] = g_class_loss.detach()
+        if with_head:
+            g_fake, fake_head = discriminator(fake, fake_condition, with_classes=True)
         else:
-            g_fake = discriminator(fake, fake_labels)
+            g_fake, fake_head = discriminator(fake, fake_condition), None
         g_loss = generator_loss(self.loss, g_fake)
-        logs["train/g_loss"] = g_loss.detach()
-        if self.class_loss_weight:
-            g_loss = g_loss + self.class_loss_weight * g_class_loss
-        return g_loss, logs
+        return g_loss, {"train/g_loss": g_loss.detach()}, fake_head

@@ -1,10 +1,14 @@
-"""A network as plain data (`{"_target_": class path, **kwargs}`), so checkpoints can rebuild it safely.
+"""A network as plain data (`{"name": registered name, **kwargs}`), so checkpoints and exports can rebuild it safely.
 
-Checkpoints are loaded with `weights_only=True`, which admits only tensors and primitive containers; the
-spec is the recipe in that form. Only the project's generator and discriminator classes, listed by name in
-`NETWORKS`, are ever built from one: a crafted checkpoint cannot name any other callable. (A prefix check on the
-dotted path would not do: `hydra.utils.get_class` follows attributes through imported modules, so
+Checkpoints are loaded with `weights_only=True`, which admits only tensors and primitive containers; the spec is the
+recipe in that form. A spec names its class by the name it is registered under in `NETWORKS` (`"conv_generator"`),
+never by its module path, so moving a class in the package never breaks a saved model. Only the classes listed there
+are ever built from a spec: a crafted file cannot name any other callable. (A prefix check on a dotted path would not
+do: `hydra.utils.get_class` follows attributes through imported modules, so
 `gan_lightning.networks.common.torch.ctypes.util.subprocess.Popen` is subprocess.Popen.)
+
+Files written by gan-lightning 0.1.0 named the class by its module path under `_target_`; `normalize_spec` reads
+those as the name they stand for.
 """
 
 import functools
@@ -18,15 +22,17 @@ from gan_lightning.errors import UserError
 from gan_lightning.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_lightning.networks.mlp import MLPDiscriminator, MLPGenerator
 
-
-def _path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-# every class a spec may name, under the `_target_` that `network_spec` writes for it
+# every class a spec may name, by its registered name
 NETWORKS: dict[str, type[nn.Module]] = {
-    _path(cls): cls for cls in (DCGANGenerator, DCGANDiscriminator, MLPGenerator, MLPDiscriminator)
+    "mlp_generator": MLPGenerator,
+    "mlp_discriminator": MLPDiscriminator,
+    "conv_generator": DCGANGenerator,
+    "conv_discriminator": DCGANDiscriminator,
 }
+NAMES = {cls: name for name, cls in NETWORKS.items()}
+# the module paths that files of gan-lightning 0.1.0 recorded under `_target_`, and the names they stand for
+LEGACY_TARGETS = {f"gan_lightning.networks.{cls.__module__.rsplit('.', 1)[1]}.{cls.__qualname__}": name
+                  for name, cls in NETWORKS.items()}
 
 
 def _plain(value: Any) -> Any:
@@ -38,21 +44,38 @@ def _plain(value: Any) -> Any:
 
 
 def network_spec(factory: Callable[..., nn.Module], **kwargs: Any) -> dict[str, Any]:
-    """The spec of `factory(**kwargs)`, where `factory` is a network class or a partial of one."""
+    """The spec of `factory(**kwargs)`, where `factory` is a registered network class or a partial of one."""
     func, bound = (factory.func, factory.keywords) if isinstance(factory, functools.partial) else (factory, {})
-    spec = {"_target_": _path(func)}
-    spec.update({k: _plain(v) for k, v in {**bound, **kwargs}.items()})
+    assert func in NAMES, f"{func} is not a registered network (networks.spec.NETWORKS)"
+    return {"name": NAMES[func], **{k: _plain(v) for k, v in {**bound, **kwargs}.items()}}
+
+
+def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """`spec` with its class by registered name: a 0.1.0 spec's `_target_` module path becomes its `name`."""
+    spec = dict(spec)
+    target = spec.pop("_target_", None)
+    if "name" not in spec and isinstance(target, str) and target in LEGACY_TARGETS:
+        spec["name"] = LEGACY_TARGETS[target]
+    elif "name" not in spec:
+        spec["name"] = target  # refused by build_network, naming what it held
     return spec
 
 
 def build_network(spec: Mapping[str, Any]) -> nn.Module:
-    target = spec.get("_target_", "")
-    cls = NETWORKS.get(target) if isinstance(target, str) else None
+    spec = normalize_spec(spec)
+    name = spec.pop("name")
+    cls = NETWORKS.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise UserError(
-            f"refusing to build network {target!r}: not one of this project's networks ({', '.join(NETWORKS)})"
-        )
+        raise UserError(f"refusing to build network {name!r}: not one of this project's networks ({', '.join(NETWORKS)})")
     try:
-        return cls(**{k: v for k, v in spec.items() if k != "_target_"})
+        return cls(**spec)
     except (ValueError, TypeError) as e:
-        raise UserError(f"cannot build network {target}: {e}") from None
+        raise UserError(f"cannot build network {name}: {e}") from None
+
+
+def legacy_variant(generator_spec: Mapping[str, Any]) -> str:
+    """The variant (`options.VARIANTS`) of a generator in a file of gan-lightning 0.1.0, which recorded none: the
+    fully connected generator was the Vanilla GAN's; a convolutional one with classes the conditional GAN's."""
+    if normalize_spec(generator_spec)["name"] == "mlp_generator":
+        return "vanilla"
+    return "cgan" if generator_spec.get("num_classes", 0) > 0 else "dcgan"

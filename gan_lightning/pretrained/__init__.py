@@ -22,7 +22,8 @@ from torch import nn
 from gan_lightning.checkpoint import read_generator, save_generator_file, state_dict_problem
 from gan_lightning.errors import UserError
 from gan_lightning.files import Staging, check_writable
-from gan_lightning.networks.spec import build_network
+from gan_lightning.networks.spec import build_network, legacy_variant, normalize_spec
+from gan_lightning.options import VARIANTS
 from gan_lightning.version import __version__
 
 FORMAT = "gan-lightning-generator"
@@ -30,9 +31,6 @@ FORMAT_VERSION = 1
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # the files a folder written by `save_pretrained` may hold besides its two own: a model card and its picture
 CARD_FILES = ("README.md", "samples.png", "eval.json")
-
-# the project's models (the `model=` options of training), in words
-MODELS = {"vanilla": "Vanilla GAN", "dcgan": "DCGAN", "cgan": "conditional GAN"}
 
 BUNDLED_DIR = Path(__file__).parent
 # the models that ship, each in BUNDLED_DIR/<name>/, with the SHA-256 of its config.json (which holds the SHA-256
@@ -51,13 +49,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def model_name(spec: dict[str, Any]) -> str:
-    """The model a generator spec belongs to, in words."""
-    if spec["_target_"].endswith("MLPGenerator"):
-        return MODELS["vanilla"]
-    return MODELS["cgan"] if spec["num_classes"] > 0 else MODELS["dcgan"]
 
 
 def bundled_folder(name: str) -> Path:
@@ -123,21 +114,25 @@ def load_pretrained(
         generator.load_state_dict(weights)  # copies into the network's float32 parameters
     except RuntimeError as e:
         raise UserError(f"{folder / WEIGHTS}: the weights do not fit the network of {CONFIG} ({state_dict_problem(e)})") from None
+    variant = config.get("variant", legacy_variant(spec))  # gan-lightning 0.1.0 recorded none
+    if variant not in VARIANTS:
+        raise UserError(f"{folder / CONFIG} is of a model this version does not know ({variant!r}); upgrade the package")
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
-    info.update(conditional=spec["num_classes"] > 0, spec=spec)
+    info.update(variant=variant, spec=normalize_spec(spec))
     return generator.to(map_location).eval(), info
 
 
 def save_pretrained(
-    generator: nn.Module, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32"
+    generator: nn.Module, variant: str, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32"
 ) -> Path:
-    """Write `generator` as a folder: config.json + model.safetensors (floating-point tensors as `dtype`).
+    """Write `generator`, of `variant`, as a folder: config.json + model.safetensors (floating-point tensors as
+    `dtype`).
 
     Both files are written through `gan_lightning.files.Staging`. An existing folder is replaced only when
     it holds nothing but what this function and a model card write (the card goes: it described the old
     weights); the weights are replaced before the config, and a config never names weights other than its own, so a reader sees either folder whole or a
     hash mismatch, never wrong weights."""
-    assert dtype in DTYPES, dtype
+    assert dtype in DTYPES and variant in VARIANTS, (dtype, variant)
     folder = check_writable(folder, "out", folder=True)
     # an earlier export (its config.json is there) may be replaced with its card; any other folder must be empty
     ours = (CONFIG, WEIGHTS, *CARD_FILES) if (folder / CONFIG).is_file() else ()
@@ -151,8 +146,9 @@ def save_pretrained(
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": model_name(spec),
-        "generator": spec,
+        "variant": variant,
+        "model": VARIANTS[variant],
+        "generator": normalize_spec(spec),
         "dtype": dtype,
         "sha256": {WEIGHTS: sha256(weights)},
         "library": "gan-lightning",
@@ -178,5 +174,5 @@ def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "floa
     check_writable(out, "out", folder=out.suffix != ".pt", example="generator.pt")
     generator, info = load(source)
     if out.suffix == ".pt":
-        return save_generator_file(generator, info["spec"], out)
-    return save_pretrained(generator, info["spec"], out, dtype)
+        return save_generator_file(generator, info["variant"], info["spec"], out)
+    return save_pretrained(generator, info["variant"], info["spec"], out, dtype)

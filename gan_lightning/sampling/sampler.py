@@ -15,6 +15,7 @@ from torch import nn
 from gan_lightning import pretrained
 from gan_lightning.data.scaling import to_uint8
 from gan_lightning.errors import UserError
+from gan_lightning.options import VARIANTS
 from gan_lightning.sampling import latent
 
 
@@ -45,12 +46,12 @@ class Sampler:
     @property
     def name(self) -> str:
         """The model in words: Vanilla GAN, DCGAN or conditional GAN."""
-        return pretrained.model_name(self.info["spec"])
+        return VARIANTS[self.info["variant"]]
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float32") -> Path:
         """Write this generator as a folder (config.json + model.safetensors) that `load_generator` and a model
         hub take as it is. Returns the folder."""
-        return pretrained.save_pretrained(self.generator, self.info["spec"], folder, dtype)
+        return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype)
 
     def _uint8(self, output: torch.Tensor) -> np.ndarray:
         """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""

@@ -24,7 +24,8 @@ from gan_lightning.evaluate import COLUMNS, PER_DIGIT, evaluate_report, labelled
 from gan_lightning.files import Staging, json_text
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.memorisation import memorisation
-from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, MODELS, WEIGHTS, sha256
+from gan_lightning.options import VARIANTS
+from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, WEIGHTS, sha256
 from gan_lightning.sampling.outputs import sample_grid, save_png
 from gan_lightning.sampling.sampler import Sampler
 
@@ -178,7 +179,7 @@ tags:
 - image-generation
 ---
 
-# {MODELS[name]} for MNIST digits (`{name}`)
+# {VARIANTS[name]} for MNIST digits (`{name}`)
 
 {DESCRIPTIONS[name]} Shipped inside the gan-lightning package, so it draws digits without any training.
 
@@ -276,7 +277,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True,
                         help="the training run's folder (a resumed run: its last; the runs before it are found)")
-    parser.add_argument("--name", choices=list(MODELS), required=True)
+    parser.add_argument("--name", choices=list(VARIANTS), required=True)
     parser.add_argument("--commit", required=True, nargs="+",
                         help="the commit the run was trained with (a resumed training: one per run, first to last)")
     parser.add_argument("--machine", required=True, help="what it was trained on, for the card")
