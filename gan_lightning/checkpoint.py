@@ -36,6 +36,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"cannot read checkpoint {path} (truncated or not a checkpoint: {reason})") from None
     if not isinstance(checkpoint, dict) or "networks" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a gan-lightning checkpoint (no networks/state_dict entries)")
+    return upgrade(checkpoint)
+
+
+def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint in today's layout: one of gan-lightning 0.1.0, which recorded no variant and kept the sample
+    grid's labels (`fixed_labels`) for every model, gets its variant, and the grid's labels where the conditional GAN
+    keeps them now (`fixed_code`). Network specs are read by `normalize_spec` wherever they are used."""
+    if "variant" not in checkpoint:
+        checkpoint["variant"] = checkpoint_variant(checkpoint)
+        labels = checkpoint["state_dict"].pop("fixed_labels", None)
+        if labels is not None and checkpoint["variant"] == "cgan":
+            checkpoint["state_dict"]["fixed_code"] = labels
     return checkpoint
 
 
@@ -76,7 +88,7 @@ def check_fits(model: nn.Module, checkpoint: dict[str, Any], path: str | Path) -
 
 def checkpoint_variant(checkpoint: dict[str, Any]) -> str | None:
     """The variant a checkpoint or export records (`options.VARIANTS`); for a file of gan-lightning 0.1.0, which
-    recorded none, the one its generator belongs to."""
+    recorded none, the one its generator belongs to (None: no generator to tell by)."""
     if isinstance(checkpoint.get("variant"), str):
         return checkpoint["variant"]
     networks = checkpoint.get("networks")
@@ -147,9 +159,16 @@ def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any]
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, made crash-safe by `gan_lightning.files.write_file`: a kill at any moment
     leaves either the old or the new checkpoint, never a torn one. (Lightning's own writer stages the file in the
-    system temp dir and moves it: a copy across filesystems, and no fsync.)"""
+    system temp dir and moves it: a copy across filesystems, and no fsync.) Its reader is the project's
+    `load_checkpoint`: tensors only, one-line errors, and files of earlier versions upgraded (`upgrade`)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         write_file(path, lambda file: torch.save(checkpoint, file), key="checkpoint")
+
+    def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
+                        ) -> dict[str, Any]:
+        """The checkpoint a run resumes from, read as every tool of the project reads one (`load_checkpoint`)."""
+        assert weights_only is not False, "a checkpoint is loaded with weights_only"
+        return load_checkpoint(path, map_location if map_location is not None else "cpu")

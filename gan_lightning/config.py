@@ -11,7 +11,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -195,7 +195,9 @@ class RunFolder(Callback):
     writes into it, unless the command line gave it (`hydra.run.dir=...`, checked by `check_run_folders`) or this
     process joins rank 0's run. Hydra names it by the second the run starts; a run started in the same second as
     another gets `<name>-2`. A multirun's jobs recompose their config from Hydra's own overrides, so the sweep
-    folder claimed goes there too."""
+    folder claimed goes there too. `made` lists the folders it made (the deepest first), for `discard_refused_run`."""
+
+    made: ClassVar[list[Path]] = []
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._claim(config, "hydra.run.dir")
@@ -203,11 +205,14 @@ class RunFolder(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._claim(config, "hydra.sweep.dir")
 
-    @staticmethod
-    def _claim(config: DictConfig, key: str) -> None:
+    @classmethod
+    def _claim(cls, config: DictConfig, key: str) -> None:
         if key in given_keys(list(config.hydra.overrides.hydra)) or joins_a_run():
             return
-        folder = claim_run_folder(OmegaConf.select(config, key), key)
+        path = Path(OmegaConf.select(config, key))
+        parents = [parent for parent in path.parents if not parent.exists()]  # the deepest first
+        folder = claim_run_folder(path, key)
+        cls.made = [Path(os.path.abspath(p)) for p in (folder, *parents)]
         with read_write(config.hydra), open_dict(config.hydra):
             OmegaConf.update(config, key, str(folder))
             config.hydra.overrides.hydra.append(override(key, str(folder)))
@@ -220,8 +225,9 @@ REFUSED_RUN_FILES = (".hydra", "train.log", "metrics.json")
 def discard_refused_run(run_dir: str | Path) -> None:
     """A run refused before it trained leaves nothing behind, as a value refused before Hydra starts does: when
     `run_dir` holds nothing but Hydra's record of the run, its log and how it ended (`REFUSED_RUN_FILES`), those go,
-    and the folder too. A folder holding anything else (a checkpoint, TensorBoard's events) is left as it is."""
-    run_dir = Path(run_dir)
+    then the folder and the folders above it that `RunFolder` made for it, when that leaves them empty. A folder
+    holding anything else (a checkpoint, TensorBoard's events) is left as it is."""
+    run_dir = Path(os.path.abspath(run_dir))
     if not run_dir.is_dir() or any(p.name not in REFUSED_RUN_FILES for p in run_dir.iterdir()):
         return
     for name in REFUSED_RUN_FILES:
@@ -230,8 +236,10 @@ def discard_refused_run(run_dir: str | Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        run_dir.rmdir()
+    made = RunFolder.made if RunFolder.made[:1] == [run_dir] else [run_dir]
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
 
 
 def override(key: str, value: str) -> str:

@@ -146,7 +146,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train the GAN that `cfg` describes (its values checked by `config.validate`): each object is built once, the
     checks that need it made, then the trainer fits. Returns the final logged metrics."""
     if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # said in the run's log, not on stderr
+        log.info("Seed set to %d", cfg.seed)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _runs_dir(cfg))
     datamodule = build(cfg, "data")
     # the callbacks before the model: the quality metrics' classifier is made (its layers initialised) first, so a

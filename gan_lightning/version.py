@@ -1,3 +1,3 @@
 """The package's version: one place, read by the package and by what it writes (config.json of an export)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -3,9 +3,9 @@ D sees reals and fakes through it, in the D step and in the G step."""
 
 import pytest
 import torch
-from gan_lightning.models import GAN
 
 from gan_lightning.errors import UserError
+from gan_lightning.models import GAN
 from gan_lightning.models import losses as losses_module
 from gan_lightning.models.augment import AUGMENTATIONS, BACKGROUND, cutout, diff_augment, translation
 from gan_lightning.options import parse_policy

@@ -77,7 +77,7 @@ def _train_both(recipe: list[str], n_batches: int, precision: str) -> tuple[dict
 
 
 def test_plain_loop_is_pytorch_as_it_comes_and_the_project_runs_fused_and_channels_last():
-    cfg = compose_config(["model=dcgan", "~callbacks.quality"])
+    cfg = compose_config(["model=dcgan", "~callbacks.quality", "~callbacks.best_checkpoint"])
     gan = instantiate(cfg.model, image_shape=(1, 28, 28), num_classes=10)
     assert all(opt.defaults["fused"] for opt in gan.configure_optimizers())
     assert not any(opt.defaults["fused"] for opt in plain_optimizers(gan))
@@ -130,6 +130,7 @@ def test_quality_table_gives_mean_and_std_over_seeds():
     assert quality.mean_std([0.5]) == (0.5, 0.0)
 
 
+@pytest.mark.slow
 def test_quality_scores_are_kept_beside_the_run_and_reused(trained_run, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -145,6 +146,7 @@ def test_quality_scores_are_kept_beside_the_run_and_reused(trained_run, tmp_path
         quality.score(record, n=101, cas_n=200, cas_epochs=1)
 
 
+@pytest.mark.slow
 def test_quality_plot_draws_each_runs_validation_curves(trained_run, tmp_path):
     from PIL import Image
 

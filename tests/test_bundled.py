@@ -39,6 +39,7 @@ def test_the_bundled_models_ship_with_their_cards_in_under_10_mb():
     assert total < 10 * 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED)
 def test_a_bundled_model_by_name_through_every_door(name, tmp_path, capsys):
     g = load_generator(name)
@@ -129,6 +130,7 @@ def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_
     assert load_generator(out).sample(4, digit=3, seed=1).shape == (4, 28, 28)
 
 
+@pytest.mark.slow
 def test_a_resumed_training_is_packaged_whole(trained_run, tmp_path):
     """A run resumed from another run's checkpoint (its own folder) is one training: the card gives both commands
     (the second resuming with ckpt_path=last), the time of both, the best checkpoint over both, and asks a commit

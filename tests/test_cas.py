@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from gan_lightning.data.mnist import load_mnist
@@ -18,6 +19,7 @@ def _real(n: int, seed: int):
     return images.numpy(), labels.numpy()
 
 
+@pytest.mark.slow
 def test_real_digits_as_generated_ones_score_what_real_training_scores():
     # the same images, labels, seed and recipe on both sides: the same classifier
     result = classification_accuracy_score(_real, N, EPOCHS)
@@ -35,6 +37,7 @@ def test_digits_drawn_as_another_digit_score_near_zero():
     assert result["cas"] < 0.05 and "real_accuracy" not in result
 
 
+@pytest.mark.slow
 def test_one_style_per_digit_scores_below_real_training():
     # a collapsed generator: one image per digit, repeated; the real baseline sees the variety
     def collapsed(n, seed):
@@ -46,6 +49,7 @@ def test_one_style_per_digit_scores_below_real_training():
     assert result["cas"] < result["real_accuracy"] - 0.05
 
 
+@pytest.mark.slow
 def test_evaluate_cas_reports_both_accuracies(trained_run, capsys, tmp_path):
     ckpt = trained_run("cgan") / "checkpoints" / "last.ckpt"
     main([f"ckpt_path={ckpt}", "n=50", f"out={tmp_path / 'report.json'}", "cas=true", f"cas_n={N}",

@@ -127,6 +127,7 @@ EVAL = "callbacks.quality.eval_samples"
     # a sweep is checked for every value, not just the first
     (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
 ])
+@pytest.mark.slow
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(UserError) as error:
         check_overrides(overrides)

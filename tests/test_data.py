@@ -1,6 +1,10 @@
 import gzip
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +14,8 @@ from gan_lightning.data import MNISTDataModule, load_mnist
 from gan_lightning.data.datamodule import random_rotation
 from gan_lightning.data.mnist import BUNDLED_DIR, MD5
 from gan_lightning.errors import UserError
-from gan_lightning.train import check_before_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -92,10 +97,13 @@ def test_download_true_downloads_before_loading_and_says_when_it_cannot(tmp_path
     message = str(error.value)
     assert message.startswith(f"data.download=true: could not download MNIST into {data_dir} (")
     assert "data.download=true" not in message[len("data.download=true"):] and "\n" not in message
-    # the command line's pre-check says the same, before a run folder exists
-    with pytest.raises(UserError, match="data.download=true: could not download MNIST"):
-        check_before_run([f"data.data_dir={data_dir}", "data.download=true", f"hydra.run.dir={tmp_path / 'run'}"])
-    assert not (tmp_path / "run").exists()
+    # the command line says the same, and the run refused leaves no folder
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), f"data.data_dir={data_dir}",
+                           "data.download=true", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 2 and done.stderr.startswith("error: data.download=true: could not download MNIST")
+    assert done.stderr.strip().count("\n") == 0 and not (tmp_path / "run").exists()
 
 
 def test_datamodule_batches_are_scaled_and_split():

@@ -74,6 +74,7 @@ def test_without_gradio_the_import_says_how_to_install_it(monkeypatch):
     assert 'pip install -e ".[demo]"' in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_without_gradio_the_script_fails_with_one_line():
     code = (
         "import runpy, sys; sys.modules['gradio'] = None; sys.argv = ['demo.py', 'ckpt_path=x'];"

@@ -116,6 +116,7 @@ def test_a_digit_never_asked_for_has_a_null_label_accuracy(trained_run, tmp_path
 # ---- memorisation ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_memorisation_finds_copies_of_training_images_and_not_new_digits():
     from gan_lightning.data.mnist import load_mnist
     from gan_lightning.metrics.memorisation import memorisation
@@ -131,6 +132,7 @@ def test_memorisation_finds_copies_of_training_images_and_not_new_digits():
     assert shifted["memorised_share"] < 0.2
 
 
+@pytest.mark.slow
 def test_evaluate_memorisation_writes_the_share_and_the_closest_pairs(trained_run, capsys, tmp_path):
     from PIL import Image
 

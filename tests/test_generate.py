@@ -362,6 +362,7 @@ def _in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("out_existed", [True, False])
 def test_a_stopped_run_leaves_out_as_it_was(trained_run, tmp_path, signum, out_existed):
@@ -391,6 +392,7 @@ def test_a_stopped_run_leaves_out_as_it_was(trained_run, tmp_path, signum, out_e
         assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_script_reports_one_line_and_exit_code_2(trained_run, previous_out):
     args = [f"ckpt_path={ckpt(trained_run, 'cgan')}", f"out={previous_out}", "digit=12"]
     result = subprocess.run(

@@ -110,6 +110,7 @@ def test_label_accuracy_per_class():
 # --- the metrics on real and broken images ---
 
 
+@pytest.mark.slow
 def test_real_test_images_with_true_labels(test_set, test_set_scores):
     _, labels = test_set
     scores = test_set_scores
@@ -198,6 +199,7 @@ def test_gan_quality_on_cuda(test_set):
 # --- training ---
 
 
+@pytest.mark.slow
 def test_classifier_training_is_reproducible_from_its_seed(tmp_path):
     def weights(seed, folder):
         out = tmp_path / folder / "classifier.pt"  # (the file name is inside torch.save's archive)
@@ -209,6 +211,7 @@ def test_classifier_training_is_reproducible_from_its_seed(tmp_path):
     assert weights(1, "c")[0] != first[0]
 
 
+@pytest.mark.slow
 def test_train_classifier_script_writes_loadable_weights(tmp_path):
     out = tmp_path / "tiny.pt"
     command = [sys.executable, "scripts/train_classifier.py", "--epochs", "1", "--train-size", "256", "--out", str(out)]
@@ -269,6 +272,7 @@ def test_noise_has_no_precision():
     assert scores["precision"] < 0.02 and scores["density"] < 0.02 and scores["coverage"] < 0.02
 
 
+@pytest.mark.slow
 def test_fid_per_digit_uses_the_digit_asked_for_and_fid_formula_matches_torchmetrics(test_set):
     from gan_lightning.metrics.per_digit import frechet_distance
 

@@ -120,7 +120,7 @@ def _damage(folder, how: str) -> None:
         config.write_text(json.dumps(entry))
     elif how == "code target":
         entry = json.loads(config.read_text())
-        entry["generator"]["_target_"] = "subprocess.Popen"
+        entry["generator"]["name"] = "subprocess.Popen"  # (files of 0.1.0 named it by `_target_`: test_legacy.py)
         config.write_text(json.dumps(entry))
 
 

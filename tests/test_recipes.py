@@ -243,6 +243,7 @@ def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
 
 # ---- real runs ------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
     ["model=dcgan", "model.loss=hinge", "model.discriminator.spectral_norm=true", "model.discriminator.batch_norm=false"],
     ["model=vanilla", "model.loss=wgan-gp", "model.d_steps=2"],
@@ -256,6 +257,7 @@ def test_each_recipe_trains_a_few_real_batches(tmp_path, overrides):
     assert "val/fid" in metrics
 
 
+@pytest.mark.slow
 def test_the_learning_rates_decay_linearly_to_zero_over_the_last_epochs(tmp_path):
     """optimizer.lr_decay_epochs=2 of 3 epochs of 4 batches: each step's rates are the configured ones (G's and D's
     own) times min(1, (3 - epochs done) / 2); a run resumed from a checkpoint mid-decay follows the same schedule."""

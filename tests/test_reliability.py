@@ -88,6 +88,7 @@ def _kill_while_saving(tmp_path: Path, writer: str, kills: int, until_torn: bool
     return problems
 
 
+@pytest.mark.slow
 def test_checkpoint_killed_mid_save_is_the_old_or_the_new_one_never_torn(tmp_path):
     problems = _kill_while_saving(tmp_path, "atomic", kills=5)
     assert problems == [None] * 5
@@ -95,6 +96,7 @@ def test_checkpoint_killed_mid_save_is_the_old_or_the_new_one_never_torn(tmp_pat
     assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".last.ckpt.")} == {"last.ckpt"}
 
 
+@pytest.mark.slow
 def test_plain_torch_save_killed_mid_save_leaves_a_torn_file(tmp_path):
     """The control: the same kills do tear a checkpoint written in place, so the test above can fail."""
     problems = _kill_while_saving(tmp_path, "plain", kills=20, until_torn=True)
@@ -147,6 +149,7 @@ def _wait_for(path_glob, cwd: Path, process: subprocess.Popen, timeout: float = 
     pytest.fail(f"no {path_glob} within {timeout} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_or_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signum):
     batches = 3000  # far more than the run gets through before the signal
@@ -214,6 +217,7 @@ class PoisonWeightsAt(L.Callback):
                     weights.fill_(float("nan"))
 
 
+@pytest.mark.slow
 def test_divergence_after_a_checkpoint_names_it_in_one_line_exit_2(tmp_path):
     """The CLI: a NaN loss at batch 2, after last.ckpt was saved at batches 0 and 1, ends the run with one `error:`
     line naming the step and that checkpoint, which still holds the good weights."""
@@ -315,6 +319,7 @@ def test_load_checkpoint_refuses_a_poisoned_checkpoint(poisoned_checkpoint):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args", [
     ("generate.py", ["n=4", "seed=0", "out={out}"]),
     ("evaluate.py", ["n=100", "out={out}"]),
@@ -344,10 +349,11 @@ def test_every_entry_point_refuses_a_poisoned_checkpoint(poisoned_checkpoint, tm
 POPEN = "gan_lightning.networks.common.torch.ctypes.util.subprocess.Popen"
 
 
+@pytest.mark.slow
 def test_a_checkpoint_naming_a_class_outside_the_networks_is_refused(trained_run, tmp_path):
     """A genuine checkpoint whose generator spec names subprocess.Popen by a path under gan_lightning.networks."""
     checkpoint = torch.load(trained_run("vanilla") / "checkpoints" / "last.ckpt", weights_only=True)
-    checkpoint["networks"]["generator"]["_target_"] = POPEN
+    checkpoint["networks"]["generator"]["name"] = POPEN
     path = tmp_path / "popen.ckpt"
     torch.save(checkpoint, path)
     with pytest.raises(UserError, match=r"refusing to build network .*Popen.*not one of this project's networks"):

@@ -88,6 +88,7 @@ def _tree(folder: Path) -> dict[str, bytes | None]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
 
 
+@pytest.mark.slow
 def test_a_sweep_never_shares_its_folder_with_another_started_in_the_same_second(tmp_path):
     """The default sweep folder is named by the second the multirun starts. The folders of the next minute are
     made first, each holding another sweep (a job folder and a summary): the multirun must take a folder of its own,
@@ -113,6 +114,7 @@ def test_a_sweep_never_shares_its_folder_with_another_started_in_the_same_second
     assert f"Sweep summary: {Path('multirun', 'train', sweep.name, 'summary.md')}" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_sweep_dir_that_holds_an_earlier_sweep_is_refused(grid_sweep):
     before = _tree(grid_sweep)
     result = _run("train.py", "-m", *TINY, f"hydra.sweep.dir={grid_sweep}", cwd=grid_sweep.parent)

@@ -17,7 +17,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import compose_config
 from gan_lightning.models import GAN
-from gan_lightning.train import build_model, check_batch_size, check_before_run, resume_command, train
+from gan_lightning.train import build, check_batch_size, resume_command, train
 from tests.conftest import FAST, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,9 +88,11 @@ def test_checkpoint_is_safe_and_complete(trained_run, model):
     checkpoint = load_checkpoint(path)  # weights_only: no arbitrary objects inside
     assert len(checkpoint["optimizer_states"]) == 2  # generator and discriminator
     assert checkpoint["global_step"] == 6  # 3 batches x (D step + G step)
+    assert checkpoint["variant"] == model  # by registered name, as are the networks
+    assert checkpoint["networks"]["generator"]["name"] == ("mlp_generator" if model == "vanilla" else "conv_generator")
     generator, info = read_generator(path)
-    assert info["conditional"] is (model == "cgan")
-    labels = torch.arange(4) if info["conditional"] else None
+    assert info["variant"] == model
+    labels = torch.arange(4) if model == "cgan" else None
     images = generator(torch.randn(4, info["noise_dim"]), labels)
     assert images.shape == (4, 1, 28, 28)
 
@@ -135,6 +137,7 @@ def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
     assert Image.open(samples / "progress.gif").n_frames == 2
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(tmp_path):
     weights = []
     for run in ("a", "b"):
@@ -150,6 +153,7 @@ def _cli(*args, cwd):
                           capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, key", [
     ("model.noise_dim=-4", "model.noise_dim"),
     ("optimizer.lr=0", "optimizer.lr"),
@@ -180,12 +184,17 @@ def test_cli_refuses_a_batch_size_the_networks_cannot_train_on(tmp_path):
     assert list(tmp_path.iterdir()) == []  # stopped before Hydra made a run directory
 
 
-def test_batch_size_check_passes_what_torch_takes(tmp_path):
-    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough
-    check_before_run(["model=dcgan", "data.batch_size=1", f"hydra.run.dir={tmp_path / 'run'}"])
-    check_before_run(["model=vanilla", "data.batch_size=2", f"hydra.run.dir={tmp_path / 'run'}"])
-    _, model = build_model(compose_config(["model=vanilla"]), quality=None)
-    check_batch_size(model, 10**6)  # shapes only: no memory for a million images
+@pytest.mark.parametrize("model", MODELS)
+def test_batch_size_check_passes_what_torch_takes(model):
+    gan = build(compose_config([f"model={model}"]), "model", image_shape=(1, 28, 28), num_classes=10)
+    weights, noise = {k: v.clone() for k, v in gan.state_dict().items()}, torch.get_rng_state()
+    check_batch_size(gan, 10**6)  # shapes only: no memory for a million images
+    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough; the Vanilla GAN's
+    # BatchNorm1d needs two
+    check_batch_size(gan, 1 if model != "vanilla" else 2)
+    # nothing of the model, nor the training noise, moved
+    assert all(torch.equal(v, weights[k]) for k, v in gan.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), noise) and gan.device.type == "cpu"
 
 
 # a short run through the CLI: the vanilla GAN, one batch, no validation, nothing but its checkpoint
@@ -194,6 +203,7 @@ ONE_BATCH = ["model=vanilla", "~callbacks.quality", "~callbacks.best_checkpoint"
              "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
+@pytest.mark.slow
 def test_a_run_never_shares_its_folder_with_another_started_in_the_same_second(tmp_path):
     """The default run folder is named by the second the run starts. The folders of the next minute are made
     first, each holding another run's file: the run must take a folder of its own, leaving theirs alone."""
@@ -213,6 +223,7 @@ def test_a_run_never_shares_its_folder_with_another_started_in_the_same_second(t
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_run_dir_that_holds_an_earlier_run(trained_run, tmp_path):
     import shutil
 
@@ -255,7 +266,7 @@ def test_cli_sweep_runs_each_job_in_its_own_directory(tmp_path):
 
 
 def test_divergence_stops_the_run_and_names_the_step(tmp_path):
-    from gan_lightning.models.gan import TrainingDiverged
+    from gan_lightning.errors import TrainingDiverged
 
     # an absurd learning rate makes the losses explode within a few batches
     cfg = compose_run(tmp_path, "model=vanilla", "optimizer.lr=1e12", "trainer.limit_train_batches=20")
@@ -265,7 +276,8 @@ def test_divergence_stops_the_run_and_names_the_step(tmp_path):
 
 
 def test_a_run_that_diverges_still_animates_the_epochs_it_finished(tmp_path, monkeypatch):
-    from gan_lightning.models.gan import GAN, TrainingDiverged
+    from gan_lightning.errors import TrainingDiverged
+    from gan_lightning.models import GAN
 
     def poison_the_second_epoch(self):
         if self.current_epoch == 1:
@@ -293,6 +305,7 @@ def _best_fid_state(checkpoint: dict) -> dict:
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["as configured", "last_checkpoint first"])
 def test_last_checkpoint_holds_the_best_checkpoint_of_its_own_epoch(tmp_path, order):
     """last.ckpt is written after the best-FID checkpoint at each epoch end, whatever the callbacks' order in the

@@ -21,6 +21,7 @@ from gan_lightning import options
 from gan_lightning.errors import TrainingDiverged
 from gan_lightning.models import rng
 from gan_lightning.models.divergence import DivergenceWatch
+from gan_lightning.models.ema import update_ema
 from gan_lightning.models.losses import GANObjective
 from gan_lightning.networks.spec import network_spec
 
@@ -185,10 +186,9 @@ class GAN(L.LightningModule):
         optimizer.step()  # clipped in on_before_optimizer_step
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Clip the gradients of the network about to step. Lightning refuses `Trainer(gradient_clip_val=...)` under
-        manual optimization; it calls this hook inside `optimizer.step()`, after unscaling 16-mixed gradients. With
-        a loss scaler Lightning's `clip_gradients` clips; without one (fp32, bf16) the gradients are clipped as they
-        are, which also works for a fused Adam (`clip_gradients` refuses one under any mixed precision)."""
+        """Clip the gradients of the network about to step (Lightning calls this inside `optimizer.step()`, after
+        unscaling 16-mixed gradients): with a loss scaler by Lightning's `clip_gradients`, else as they are, which
+        also works for a fused Adam (`clip_gradients` refuses one under any mixed precision)."""
         clip_val, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
         if clip_val is None:
             return
@@ -200,10 +200,9 @@ class GAN(L.LightningModule):
         clip(params, clip_val)
 
     def _logs_this_step(self) -> bool:
-        """Whether Lightning writes this batch's training logs: every `trainer.log_every_n_steps` batches counted over
-        the run, and when training stops (each `self.log` costs about a millisecond of CPU, a tenth of a small
-        model's step). The batches done come from Lightning's `global_step`, which counts optimizer steps: one D
-        step per batch and a G step every `d_steps` batches, so g = b + b // d_steps."""
+        """Whether Lightning writes this batch's training logs (every `trainer.log_every_n_steps` batches, and when
+        training stops); only then are they logged, since each `self.log` costs about a millisecond of CPU. The
+        batches done b come from `global_step`, which counts D and G steps: g = b + b // d_steps."""
         every = self.trainer.log_every_n_steps
         if not every:
             return False
@@ -214,22 +213,9 @@ class GAN(L.LightningModule):
     def _score(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits).mean() if self.hparams.loss == "bce" else logits.mean()
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        """w_ema <- d * w_ema + (1 - d) * w with d = min(ema_decay, (1 + n) / (10 + n)) after n updates, so the
-        average forgets the random initial weights early; buffers (BatchNorm statistics) are copied. The decay is
-        computed on the device, so the update never waits for a GPU."""
-        if self.generator_ema is None:
-            return
-        n = self.ema_updates.float()
-        decay = ((1 + n) / (10 + n)).clamp(max=self.hparams.ema_decay)  # a 0-dim tensor on the device
-        ema_params = list(self.generator_ema.parameters())
-        steps = torch._foreach_sub([p.detach() for p in self.generator.parameters()], ema_params)  # w - w_ema
-        torch._foreach_mul_(steps, 1.0 - decay)
-        torch._foreach_add_(ema_params, steps)
-        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            ema_buffer.copy_(buffer)
-        self.ema_updates += 1
+        if self.generator_ema is not None:
+            update_ema(self.generator_ema, self.generator, self.ema_updates, self.hparams.ema_decay)
 
     def _check_finite(self) -> None:
         """Stop training at the first NaN or inf loss watched since the last check, naming its step."""
@@ -289,10 +275,4 @@ class GAN(L.LightningModule):
         checkpoint["rng"] = rng.state(self)  # the training noise streams, so a resumed run draws the same
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # a checkpoint of gan-lightning 0.1.0 kept the grid's labels as `fixed_labels`, for every model
-        state = checkpoint["state_dict"]
-        if "fixed_labels" in state:
-            labels = state.pop("fixed_labels")
-            if hasattr(self, "fixed_code"):
-                state["fixed_code"] = labels
         rng.restore(self, checkpoint.get("rng") or {})  # before training resumes

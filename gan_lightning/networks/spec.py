@@ -51,14 +51,11 @@ def network_spec(factory: Callable[..., nn.Module], **kwargs: Any) -> dict[str, 
 
 
 def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """`spec` with its class by registered name: a 0.1.0 spec's `_target_` module path becomes its `name`."""
+    """`spec` with its class by registered name, first: a 0.1.0 spec's `_target_` module path becomes its `name`."""
     spec = dict(spec)
     target = spec.pop("_target_", None)
-    if "name" not in spec and isinstance(target, str) and target in LEGACY_TARGETS:
-        spec["name"] = LEGACY_TARGETS[target]
-    elif "name" not in spec:
-        spec["name"] = target  # refused by build_network, naming what it held
-    return spec
+    name = spec.pop("name", LEGACY_TARGETS.get(target, target) if isinstance(target, str) else target)
+    return {"name": name, **spec}  # a name that is not registered is refused by build_network, naming it
 
 
 def build_network(spec: Mapping[str, Any]) -> nn.Module:

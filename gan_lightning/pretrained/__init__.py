@@ -27,7 +27,9 @@ from gan_lightning.options import VARIANTS
 from gan_lightning.version import __version__
 
 FORMAT = "gan-lightning-generator"
-FORMAT_VERSION = 1
+# 2: the variant recorded, networks by registered name (0.2.0); 1: networks by module path (0.1.0), still read
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # the files a folder written by `save_pretrained` may hold besides its two own: a model card and its picture
 CARD_FILES = ("README.md", "samples.png", "eval.json")
@@ -36,9 +38,9 @@ BUNDLED_DIR = Path(__file__).parent
 # the models that ship, each in BUNDLED_DIR/<name>/, with the SHA-256 of its config.json (which holds the SHA-256
 # of its weights); `scripts/package_pretrained.py` prints it
 BUNDLED_CONFIG_SHA256: dict[str, str] = {
-    "vanilla": "7f34b8d160774c0524670298c86f0189c9ea11b68afc96df025b518cd45608c3",
-    "dcgan": "4562e926fea3f77ea6873ff16055d4251b3f109bf6706dba73262fbc5a8aced7",
-    "cgan": "9ad5faa1b4fafdee9b63015a4f64bf87d510bb6ab8b13e3728e5c2fb648dd2bf",
+    "vanilla": "a4ad69f4055524931ad0c80bd21a1a944ae8377e5a14a6d09e7cb8a4cf173d07",
+    "dcgan": "cfea0ca9aabd2c08fb75f655b82aaba20e4c4bd383b94cbdcf343882925948f9",
+    "cgan": "7ad020c313cf2d71d57ab260fb9ae4d5a2be14e1d70f03e859c3d25b3a9d2e22",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)
 # what a tool opens when given no checkpoint and no model name
@@ -95,9 +97,9 @@ def load_pretrained(
         raise UserError(f"{folder / CONFIG} is not valid JSON ({e}); the folder is damaged") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise UserError(f"{folder / CONFIG} is not a gan-lightning generator config (no format: {FORMAT})")
-    if config.get("format_version") != FORMAT_VERSION:
+    if config.get("format_version") not in READABLE_VERSIONS:
         raise UserError(f"{folder / CONFIG} has format version {config.get('format_version')!r}; this version of "
-                        f"gan-lightning reads version {FORMAT_VERSION}: upgrade the package")
+                        f"gan-lightning reads versions up to {FORMAT_VERSION}: upgrade the package")
     spec, expected = config.get("generator"), config.get("sha256", {}).get(WEIGHTS)
     if not isinstance(spec, dict) or not all(key in spec for key in ("noise_dim", "image_shape", "num_classes")):
         raise UserError(f"{folder / CONFIG} has no usable generator entry")
@@ -115,8 +117,6 @@ def load_pretrained(
     except RuntimeError as e:
         raise UserError(f"{folder / WEIGHTS}: the weights do not fit the network of {CONFIG} ({state_dict_problem(e)})") from None
     variant = config.get("variant", legacy_variant(spec))  # gan-lightning 0.1.0 recorded none
-    if variant not in VARIANTS:
-        raise UserError(f"{folder / CONFIG} is of a model this version does not know ({variant!r}); upgrade the package")
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
     info.update(variant=variant, spec=normalize_spec(spec))
     return generator.to(map_location).eval(), info
@@ -132,7 +132,7 @@ def save_pretrained(
     it holds nothing but what this function and a model card write (the card goes: it described the old
     weights); the weights are replaced before the config, and a config never names weights other than its own, so a reader sees either folder whole or a
     hash mismatch, never wrong weights."""
-    assert dtype in DTYPES and variant in VARIANTS, (dtype, variant)
+    assert dtype in DTYPES, dtype
     folder = check_writable(folder, "out", folder=True)
     # an earlier export (its config.json is there) may be replaced with its card; any other folder must be empty
     ours = (CONFIG, WEIGHTS, *CARD_FILES) if (folder / CONFIG).is_file() else ()
@@ -147,7 +147,7 @@ def save_pretrained(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "variant": variant,
-        "model": VARIANTS[variant],
+        "model": VARIANTS.get(variant, variant),
         "generator": normalize_spec(spec),
         "dtype": dtype,
         "sha256": {WEIGHTS: sha256(weights)},

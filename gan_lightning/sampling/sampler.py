@@ -45,8 +45,8 @@ class Sampler:
 
     @property
     def name(self) -> str:
-        """The model in words: Vanilla GAN, DCGAN or conditional GAN."""
-        return VARIANTS[self.info["variant"]]
+        """The model in words: Vanilla GAN, DCGAN, conditional GAN."""
+        return VARIANTS.get(self.info["variant"], self.info["variant"])  # a variant of one's own: its name
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float32") -> Path:
         """Write this generator as a folder (config.json + model.safetensors) that `load_generator` and a model
