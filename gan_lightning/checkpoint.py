@@ -135,6 +135,8 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
         raise UserError(f"{path}: generator weights do not fit its recorded architecture ({state_dict_problem(e)})") from None
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
     info.update(variant=checkpoint_variant(checkpoint), spec=normalize_spec(spec))
+    if isinstance(checkpoint.get("codes"), dict):  # what G reads after the noise, beyond it (an InfoGAN's codes)
+        info["codes"] = checkpoint["codes"]
     return generator.eval(), info
 
 
@@ -143,14 +145,17 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
 EXPORT_FORMAT = "gan-lightning-generator"
 
 
-def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any], out_path: str | Path) -> Path:
-    """Save a generator of `variant` on its own as one torch file, written atomically. Returns the path written."""
+def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any], out_path: str | Path,
+                        codes: dict[str, int] | None = None) -> Path:
+    """Save a generator of `variant` (with its latent `codes`, if any) on its own as one torch file, written
+    atomically. Returns the path written."""
     out_path = check_writable(out_path, "out", folder=False, example="generator.pt")
     exported = {
         "format": EXPORT_FORMAT,
         "variant": variant,
         "networks": {"generator": spec},
         "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
+        **({"codes": codes} if codes else {}),
     }
     write_file(out_path, lambda file: torch.save(exported, file))
     return out_path

@@ -1,8 +1,9 @@
 """A local web page to explore trained generators: `python scripts/demo.py [model=NAME | ckpt_path=PATH]`.
 
 The page opens on the bundled conditional GAN (or the model asked for) with its digits already drawn, and
-offers every bundled model. Pick a digit (conditional model), a seed and how many samples; move along a few
-noise coordinates with sliders (the digits are redrawn as they move); morph between two digits or two seeds. Gradio is an optional extra (`pip install -e ".[demo]"`).
+offers every bundled model. Pick a digit (conditional model) or a categorical code and the two continuous codes
+(InfoGAN), a seed and how many samples; move along a few noise coordinates with sliders (the digits are redrawn as
+they move); morph between two digits (codes) or two seeds. Gradio is an optional extra (`pip install -e ".[demo]"`).
 The page is served to this machine only (127.0.0.1) unless host= says otherwise, with Gradio's analytics
 off and no share link: nothing leaves the machine. A request out of range gets a message in the page,
 never a crash.
@@ -39,6 +40,7 @@ except ImportError as e:
 
 DIRECTIONS = 4  # sliders, one per noise coordinate 0..3
 DIRECTION_RANGE = 3.0
+CODE_SLIDERS, CODE_RANGE = 2, 2.0  # an InfoGAN's continuous codes, beyond their training range [-1, 1]
 
 
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
@@ -77,25 +79,33 @@ class Explorer:
         return int(value)
 
     def _digit(self, sampler: Sampler, value, name: str = "digit") -> int | None:
-        """'all' or a digit, as the page's radio buttons give them (strings); an unconditional model ignores it."""
+        """'all' or a digit (an InfoGAN's code), as the page's radio buttons give them (strings); an unconditional
+        model ignores it."""
         if value is None or value == "all" or not sampler.conditional:
             return None
+        name = name.replace("digit", sampler.label_key)
         try:
             return sampler.check_digit(int(value) if isinstance(value, str) else value, name)
         except ValueError:
-            raise UserError(f"{name} must be 'all' or a digit, got {value!r}") from None
+            raise UserError(f"{name} must be 'all' or a {sampler.label_key}, got {value!r}") from None
 
-    def samples(self, model, digit, seed, n, *offsets) -> np.ndarray:
-        """The grid of n samples of `seed` (one row per digit for 'all'), moved along the noise coordinates."""
+    def samples(self, model, digit, seed, n, *offsets, continuous=None) -> np.ndarray:
+        """The grid of n samples of `seed` (one row per digit or code for 'all'), moved along the noise coordinates;
+        an InfoGAN's continuous codes at `continuous` (the others ignore it)."""
         sampler = self.sampler(model)
         digit, seed = self._digit(sampler, digit), self._int("seed", seed, 0, checks.MAX_SEED)
+        values = None
+        if sampler.continuous and continuous is not None:
+            if not all(_is_number(v) and -CODE_RANGE <= v <= CODE_RANGE for v in continuous):
+                raise UserError(f"the continuous codes must be from {-CODE_RANGE} to {CODE_RANGE}, got {continuous!r}")
+            values = sampler.check_continuous([float(v) for v in continuous][: sampler.continuous])
         n = self._int("samples", n, 1, self.max_samples)
         moves = {}
         for index, amount in enumerate(offsets):
             if not _is_number(amount) or not -DIRECTION_RANGE <= amount <= DIRECTION_RANGE:
                 raise UserError(f"z[{index}] must be from {-DIRECTION_RANGE} to {DIRECTION_RANGE}, got {amount!r}")
             moves[index] = float(amount)
-        images = sampler.explore(seed, digit, n, moves)
+        images = sampler.explore(seed, digit, n, moves, values)
         labels = None
         if sampler.conditional:
             labels = np.full(n, digit) if digit is not None else np.arange(n) % sampler.num_classes
@@ -141,7 +151,13 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
             with gr.Column(scale=1):
                 model = gr.Dropdown(list(explorer.samplers), value=first, label="model", elem_id="model",
                                     visible=len(explorer.samplers) > 1)
-                digit = gr.Radio(digits, value="all", label="digit", visible=sampler.conditional, elem_id="digit")
+                digit = gr.Radio(digits, value="all", label=sampler.label_key, visible=sampler.conditional,
+                                 elem_id="digit")
+                codes = [
+                    gr.Slider(-CODE_RANGE, CODE_RANGE, value=0.0, step=0.1, label=f"continuous code {i}",
+                              visible=sampler.continuous > i, elem_id=f"c{i}")
+                    for i in range(CODE_SLIDERS)
+                ]
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
                 n = gr.Slider(1, explorer.max_samples, value=20, step=1, label="samples", elem_id="samples-n")
                 offsets = [
@@ -166,7 +182,7 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
                     value="digits" if sampler.conditional else "seeds",
                     label="morph between",
                 )
-                digit_to = gr.Radio(digits[1:], value="1", label="to digit", visible=sampler.conditional)
+                digit_to = gr.Radio(digits[1:], value="1", label=f"to {sampler.label_key}", visible=sampler.conditional)
                 seed_to = gr.Number(value=1, precision=0, label="to seed", elem_id="seed-to")
                 frames = gr.Slider(2, explorer.max_frames, value=16, step=1, label="frames")
                 morph = gr.Button("Morph", elem_id="morph")
@@ -180,17 +196,25 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
                 )
 
         def switch(name):
-            conditional = explorer.sampler(name).conditional
-            return (explorer.title(name), gr.update(visible=conditional), gr.update(visible=conditional),
+            chosen = explorer.sampler(name)
+            conditional, key = chosen.conditional, chosen.label_key
+            return (explorer.title(name), gr.update(visible=conditional, label=key),
+                    gr.update(visible=conditional, label=f"to {key}"),
                     gr.update(choices=["digits", "seeds"] if conditional else ["seeds"],
-                              value="digits" if conditional else "seeds"))
+                              value="digits" if conditional else "seeds"),
+                    *[gr.update(visible=chosen.continuous > i) for i in range(CODE_SLIDERS)])
 
-        draw = _answer(explorer.samples)
-        sample_inputs = [model, digit, seed, n, *offsets]
+        def draw_samples(model, digit, seed, n, *controls):
+            return explorer.samples(model, digit, seed, n, *controls[CODE_SLIDERS:],
+                                    continuous=controls[:CODE_SLIDERS])
+
+        draw = _answer(draw_samples)
+        sample_inputs = [model, digit, seed, n, *codes, *offsets]
         page.load(draw, sample_inputs, grid)
         generate.click(draw, sample_inputs, grid)
-        model.change(_answer(switch), [model], [title, digit, digit_to, between]).then(draw, sample_inputs, grid)
-        for control in (digit, seed, n, *offsets):  # redraw as a control moves; a burst of moves draws the last
+        model.change(_answer(switch), [model], [title, digit, digit_to, between, *codes]).then(
+            draw, sample_inputs, grid)
+        for control in (digit, seed, n, *codes, *offsets):  # redraw as a control moves; a burst of moves draws the last
             control.change(draw, sample_inputs, grid, trigger_mode="always_last", show_progress="hidden")
         morph.click(_answer(explorer.morph), [model, between, digit, digit_to, seed, seed_to, frames], animation)
     return page

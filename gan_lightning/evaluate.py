@@ -23,8 +23,10 @@ from gan_lightning.files import Staging, check_writable, make_folder, write_json
 from gan_lightning.metrics import GANQuality, reference_row
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+from gan_lightning.metrics.codes import classifier_digits, code_correlations, code_to_digit_accuracy
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import BUNDLED
+from gan_lightning.sampling import latent
 from gan_lightning.sampling.outputs import save_png, tile
 from gan_lightning.sampling.sampler import Sampler
 
@@ -37,7 +39,8 @@ def evaluate_sampler(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 
     quality = GANQuality(batch_size=batch_size).to(sampler.device)
     for images, labels in sampler.samples(n, seed=seed, batch_size=batch_size):
         fake = to_model_range(torch.from_numpy(images)).to(sampler.device)  # (b, 1, 28, 28)
-        quality.update(fake, None if labels is None else torch.from_numpy(labels).to(sampler.device))
+        asked = torch.from_numpy(labels).to(sampler.device) if sampler.asks_digits else None  # a code is no label
+        quality.update(fake, asked)
     return quality.compute()
 
 
@@ -108,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cas = checks.boolean(cfg, "cas")
         cas_n = checks.integer(cfg, "cas_n", 10, TRAIN_IMAGES)
         cas_epochs = checks.integer(cfg, "cas_epochs", 1)
-        if cas and not sampler.conditional:
+        if cas and not sampler.asks_digits:
             raise UserError(f"cas=true trains a classifier on generated digits with the labels asked for, which "
                             f"{source} (a {sampler.describe()}) cannot be asked for: evaluate a conditional model "
                             "(e.g. model=cgan) or drop cas")
@@ -125,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(e)
     print(f"{source}: {report['generator']}, {n} samples, seed {seed}\n")
     print(format_table({"model": report["model"], f"real data ({n} held-out)": report["real_reference"]}))
+    if "codes" in report:
+        print("\n" + format_codes(report["codes"]))
     if "memorisation" in report:
         m = report["memorisation"]
         print(f"\nmemorised share: {m['memorised_share']:.4f} of samples closer to a training image than "
@@ -166,8 +171,9 @@ def default_report_path(source: str) -> Path:
 
 
 def evaluate_report(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 500) -> dict:
-    """The JSON report of `evaluate.py`: the generator's row and the real-data row at the same n."""
-    return {
+    """The JSON report of `evaluate.py`: the generator's row and the real-data row at the same n (and, for an
+    InfoGAN, what its codes found: `codes_report`)."""
+    report = {
         "checkpoint": sampler.source,
         "generator": sampler.describe(),
         "n": n,
@@ -175,3 +181,43 @@ def evaluate_report(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 5
         "model": _for_json(evaluate_sampler(sampler, n, seed, batch_size)),
         "real_reference": _for_json(reference_row(n, seed=seed, device=sampler.device)),
     }
+    if sampler.label_key == "code":
+        report["codes"] = codes_report(sampler, n, seed)
+    return report
+
+
+CODE_SWEEP = np.linspace(-1, 1, 9)  # the continuous codes' values measured: their training range
+CODE_STYLES = 200  # styles (noise and categorical code) each continuous code is swept in
+
+
+def codes_report(sampler: Sampler, n: int, seed: int = 0) -> dict:
+    """What an InfoGAN's codes found (`metrics.codes`): the code-to-digit accuracy of its n samples of `seed` (code i
+    mod 10 for sample i, continuous codes drawn) under the best one-to-one matching, with each code's digit; and for
+    each continuous code, the mean rank correlation of its value (swept over [-1, 1], the others at 0) with the
+    digit's slant and with its width, over `CODE_STYLES` styles of the seed."""
+    codes, digits = [], []
+    for images, labels in sampler.samples(n, seed=seed):
+        codes.append(labels)
+        digits.append(classifier_digits(images))
+    accuracy, code_digits = code_to_digit_accuracy(np.concatenate(codes), np.concatenate(digits), sampler.num_classes)
+    styles, steps = min(CODE_STYLES, n), len(CODE_SWEEP)
+    z = latent.noise(seed, sampler.noise_dim, styles).repeat_interleave(steps, dim=0)  # (styles * steps, noise)
+    labels = (torch.arange(styles) % sampler.num_classes).repeat_interleave(steps)
+    continuous = []
+    for index in range(sampler.continuous):
+        values = torch.zeros(styles * steps, sampler.continuous)
+        values[:, index] = torch.from_numpy(CODE_SWEEP).float().repeat(styles)
+        sweeps = np.concatenate([sampler.images(z[i : i + 900], labels[i : i + 900], values[i : i + 900])
+                                 for i in range(0, len(z), 900)]).reshape(styles, steps, *sampler.image_size)
+        continuous.append(code_correlations(sweeps, CODE_SWEEP))
+    return {"code_accuracy": accuracy, "code_digits": code_digits, "continuous": continuous, "styles": styles}
+
+
+def format_codes(codes: dict) -> str:
+    """The lines `evaluate.py` prints of a `codes_report`."""
+    mapping = ", ".join(f"{code}->{digit}" for code, digit in enumerate(codes["code_digits"]))
+    accuracy = f"code-to-digit accuracy: {codes['code_accuracy']:.4f} (best one-to-one matching, codes -> digits: "
+    lines = [f"{accuracy}{mapping})"]
+    lines += [f"continuous code {i}: rank correlation with slant {c['slant']:+.3f}, with width {c['width']:+.3f} "
+              f"(mean over {codes['styles']} styles)" for i, c in enumerate(codes["continuous"])]
+    return "\n".join(lines)

@@ -32,7 +32,7 @@ from gan_lightning.sampling.outputs import (
 )
 from gan_lightning.sampling.sampler import Sampler
 
-MODES = ("sample", "morph", "sweep", "walk", "progress")
+MODES = ("sample", "morph", "sweep", "walk", "codes", "progress")
 
 
 def write_samples(
@@ -45,8 +45,10 @@ def write_samples(
     grid_max: int = 100,
     png: bool = False,
     idx: bool = False,
+    continuous=None,
 ) -> list[Path]:
-    """n samples -> out/samples.npz (`images` uint8 (n, H, W), `labels` int64 (n,) if conditional), the preview
+    """n samples -> out/samples.npz (`images` uint8 (n, H, W), `labels` int64 (n,) if conditional: the digits,
+    or an InfoGAN's categorical codes, asked for; an InfoGAN's `continuous` codes as in `Sampler.samples`), the preview
     grid out/samples.png (first `grid_max`), optionally out/png/*.png and MNIST IDX files. Generated
     `batch_size` at a time and streamed to the files, labels too: memory is bounded by the batch, whatever n.
     Returns the paths written."""
@@ -69,7 +71,7 @@ def write_samples(
         preview: list[tuple[np.ndarray, np.ndarray | None]] = []
         start = 0
         try:
-            for images, labels in sampler.samples(n, seed, digit, batch_size):
+            for images, labels in sampler.samples(n, seed, digit, batch_size, continuous):
                 writers["npz"].write(images, labels)
                 if idx:
                     writers["idx_images"].write(images)
@@ -160,14 +162,22 @@ def generate(cfg: DictConfig) -> list[Path]:
     frames, fps = checks.integer(cfg, "frames", 2, 1000), checks.positive_number(cfg, "fps", 100)
     scale = checks.integer(cfg, "scale", 1, 32)
     seed_to, digit_to = checks.seed(cfg, "seed_to", optional=True), conf.digit_request(cfg, "digit_to")
+    code, code_to = conf.digit_request(cfg, "code"), conf.digit_request(cfg, "code_to")
+    continuous = conf.numbers(cfg, "continuous")
     direction, span = checks.integer(cfg, "direction", 0), checks.positive_number(cfg, "span")
+    code_index = checks.integer(cfg, "code_index", 0)
 
     sampler = Sampler.load(source, device)
-    digit = sampler.check_digit(digit)
-    digit_to = sampler.check_digit(digit_to, "digit_to")
+    # an InfoGAN's categorical code takes the place of the digit
+    digit = sampler.check_digit(code, "code") if code is not None else sampler.check_digit(digit)
+    digit_to = sampler.check_digit(code_to, "code_to") if code_to is not None else sampler.check_digit(digit_to, "digit_to")
+    values = sampler.check_continuous(continuous)
     if mode == "sample":
         check_space(out, files_size(sampler, n, seed, digit, png, idx))
-        return write_samples(sampler, out, n, seed, digit, batch_size, grid_max, png, idx)
+        return write_samples(sampler, out, n, seed, digit, batch_size, grid_max, png, idx, values)
+    if mode == "codes":
+        figure = sampler.codes_figure(seed, code_index, frames)  # (codes, frames, H, W)
+        return write_animation("codes", figure.transpose(1, 0, 2, 3), out, fps, scale)
     if mode == "morph":
         return write_animation("morph", sampler.morph(seed, seed_to, digit, digit_to, frames), out, fps, scale)
     if mode == "sweep":

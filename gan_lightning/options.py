@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from gan_lightning.errors import UserError
 
 # the GAN variants, by the registered name a checkpoint or an export records (`model=<name>` in training), in words
-VARIANTS = {"vanilla": "Vanilla GAN", "dcgan": "DCGAN", "cgan": "conditional GAN"}
+VARIANTS = {"vanilla": "Vanilla GAN", "dcgan": "DCGAN", "cgan": "conditional GAN", "infogan": "InfoGAN"}
 
 # the GAN losses (`gan_lightning.models.losses`)
 LOSSES = ("bce", "hinge", "wgan-gp")

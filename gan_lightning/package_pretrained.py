@@ -39,6 +39,9 @@ DESCRIPTIONS = {
     "dcgan": "A convolutional generator (Radford et al., 2016): transposed convolutions, BatchNorm and ReLU, Tanh.",
     "cgan": "A conditional DCGAN generator (Mirza & Osindero, 2014): ask it for a digit and it draws that digit, "
     "in a style chosen by the noise. Trained against a projection discriminator (Miyato & Koyama, 2018).",
+    "infogan": "An InfoGAN generator (Chen et al., 2016), trained without labels: beside the noise it takes a "
+    "categorical code of 10 values and two continuous codes, which training made stand for the digit, its slant and "
+    "its width (see Codes below). A code is not a label: which code draws which digit was found, not given.",
 }
 
 
@@ -130,6 +133,34 @@ def _cells(row: dict) -> str:
     return " | ".join(fmt.format(row[key]) if row.get(key) is not None else "-" for _, key, fmt in COLUMNS)
 
 
+def _codes_section(name: str, numbers: dict) -> str:
+    """What an InfoGAN's codes found (`evaluate.codes_report`), for this model and the training seeds measured."""
+    codes = numbers["codes"]
+    mapping = ", ".join(f"{code} draws {digit}" for code, digit in enumerate(codes["code_digits"]))
+    lines = [f"""
+## Codes
+
+Measured as `python scripts/evaluate.py model={name}` does (docs/quality.md, "InfoGAN's codes"): the bundled classifier
+reads the digit of each of the {numbers["n"]:,} samples (seed {numbers["seed"]}, code i mod 10 for sample i), codes are matched one to
+one to digits (`scipy.optimize.linear_sum_assignment` on the confusion matrix), and each continuous code is swept over
+[-1, 1] in {codes["styles"]} styles, the other at 0, against the slant (the angle of the principal axis of the ink) and the width (the
+spread of the ink across that axis) of the digits, as a mean Spearman rank correlation.
+
+- Code-to-digit accuracy: {codes["code_accuracy"]:.4f} (the InfoGAN paper: about 0.95). The codes: {mapping}.
+"""]
+    lines += [f"- Continuous code {i}: rank correlation {c['slant']:+.3f} with the slant, {c['width']:+.3f} with the width.\n"
+              for i, c in enumerate(codes["continuous"])]
+    if numbers.get("seeds"):
+        lines.append("\nThe same recipe over training seeds, each run's last checkpoint, scored the same way:\n\n"
+                     "| seed | code-to-digit accuracy | " + " | ".join(
+                         f"code {i}: slant, width" for i in range(len(codes["continuous"]))) + " | FID |\n"
+                     + "|---" * (len(codes["continuous"]) + 3) + "|\n")
+        for row in numbers["seeds"]:
+            cells = " | ".join(f"{c['slant']:+.3f}, {c['width']:+.3f}" for c in row["continuous"])
+            lines.append(f"| {row['seed']} | {row['code_accuracy']:.4f} | {cells} | {row['fid']:.2f} |\n")
+    return "".join(lines)
+
+
 def card_text(name: str, config: dict, numbers: dict) -> str:
     """The model card (Markdown with the Hugging Face front matter)."""
     training, ours, real = numbers["training"], numbers["model"], numbers["real_reference"]
@@ -158,9 +189,12 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
                       f"{cas['cas']:.4f} on the MNIST test set, against {cas['real_accuracy']:.4f} for the same training "
                       f"on {cas['n']:,} real images ({cas['cas_minutes'] + cas['real_minutes']:.0f} minutes for the two "
                       f"on the machine below; not recomputed by the tests for that reason).\n")
-    conditional = config["generator"]["num_classes"] > 0
-    example = "g.sample(16, digit=7, seed=0)" if conditional else "g.sample(16, seed=0)"
-    cli_digit = " digit=7" if conditional else ""
+    conditional, coded = config["generator"]["num_classes"] > 0, "codes" in config
+    example = ("g.sample(16, digit=7, seed=0)" if conditional else
+               "g.sample(16, code=3, continuous=(1.0, 0.0), seed=0)" if coded else "g.sample(16, seed=0)")
+    cli_digit = " digit=7" if conditional else " code=3" if coded else ""
+    rows_are = ", one row per digit" if conditional else ", one row per categorical code" if coded else ""
+    codes = _codes_section(name, numbers) if coded else ""
     size_kb = numbers["weights_bytes"] / 1024
     checkpoint_words = {
         CHECKPOINTS["last"]: f"the run's last checkpoint, the end of its {training['run_epochs']} epochs (chosen before "
@@ -183,7 +217,7 @@ tags:
 
 {DESCRIPTIONS[name]} Shipped inside the gan-lightning package, so it draws digits without any training.
 
-![64 samples, seed {GRID_SEED}{", one row per digit" if conditional else ""}](samples.png)
+![{"80" if conditional or coded else "64"} samples, seed {GRID_SEED}{rows_are}](samples.png)
 
 ## Use
 
@@ -194,7 +228,7 @@ x = {example}   # uint8 (16, 28, 28), 0 = black background like MNIST
 ```
 
 ```bash
-python scripts/generate.py model={name}{cli_digit} n=64 out=digits
+python scripts/generate.py model={name}{cli_digit} n=64 out=digits{chr(10) + f"python scripts/generate.py model={name} mode=codes out=codes   # the InfoGAN paper's figure" if coded else ""}
 python scripts/evaluate.py model={name}
 python scripts/demo.py model={name}
 ```
@@ -222,7 +256,7 @@ likewise. `tests/test_bundled.py` recomputes these numbers from the shipped file
 
 {header}
 {chr(10).join(rows)}
-{per_digit}
+{per_digit}{codes}
 ## Intended use and limits
 
 For learning and teaching how GANs work, for demos, and as a baseline to compare MNIST generators with the same
@@ -238,7 +272,8 @@ weights and code of gan-lightning are under the MIT licence.
 
 
 def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machine: str, dtype: str,
-            cas_n: int = CAS_N, cas_epochs: int = CAS_EPOCHS, checkpoint: str = "last") -> Path:
+            cas_n: int = CAS_N, cas_epochs: int = CAS_EPOCHS, checkpoint: str = "last",
+            seed_runs: list[Path] = ()) -> Path:
     runs = training_chain(run_dir)
     commits = [commit] if isinstance(commit, str) else list(commit)
     if len(commits) != len(runs):
@@ -254,7 +289,10 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
                "training": training, "weights_bytes": (out / WEIGHTS).stat().st_size}
     remembered = memorisation(shipped.sample(EVAL_N, seed=EVAL_SEED))
     numbers["memorisation"] = {k: v for k, v in remembered.items() if k != "closest"}
-    if shipped.conditional:
+    if "codes" in report:
+        numbers["codes"] = report["codes"]
+        numbers["seeds"] = [_seed_row(run) for run in seed_runs]
+    if shipped.asks_digits:
         numbers["cas"] = classification_accuracy_score(
             lambda count, seed: labelled_samples(shipped, count, seed), cas_n, cas_epochs, EVAL_SEED)
     budget = next((p for run in runs if (p := run / "checkpoints" / f"epoch_{DEFAULT_BUDGET - 1:03d}.ckpt").is_file()),
@@ -273,6 +311,13 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
     return out
 
 
+def _seed_row(run: Path) -> dict:
+    """An InfoGAN run of another training seed: its last checkpoint's codes and FID, scored as the card's model is."""
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text()) if (run / ".hydra" / "config.yaml").is_file() else {}
+    report = evaluate_report(Sampler.load(run / "checkpoints" / "last.ckpt"), EVAL_N, EVAL_SEED)
+    return {"seed": config.get("seed"), "run": run.name, "fid": report["model"]["fid"], **report["codes"]}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True,
@@ -286,10 +331,12 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", default="last",
                         help="ship the run's last checkpoint, its best by validation FID (best), or the checkpoint "
                              "of that file name (e.g. epoch_024.ckpt)")
+    parser.add_argument("--seed-runs", type=Path, nargs="*", default=[],
+                        help="InfoGAN: runs of the same command with other seeds, whose codes the card reports beside")
     args = parser.parse_args(argv)
     try:
         package(args.run, args.name, args.out or BUNDLED_DIR / args.name, args.commit, args.machine, args.dtype,
-                checkpoint=args.checkpoint)
+                checkpoint=args.checkpoint, seed_runs=args.seed_runs)
     except UserError as e:
         fail(e)
 

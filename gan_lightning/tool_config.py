@@ -69,6 +69,18 @@ def digit_request(cfg: DictConfig, key: str) -> int | str | None:
     raise UserError(f"{key} must be 'all' or a digit, got {value!r}")
 
 
+def numbers(cfg: DictConfig, key: str) -> list[float] | None:
+    """A list of numbers (e.g. `continuous=[0.5,-1]`), or null; how many, and their range, are checked against the
+    model later."""
+    value = cfg[key]
+    if value is None:
+        return None
+    values = OmegaConf.to_container(value) if OmegaConf.is_list(value) else None
+    if values is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise UserError(f"{key} must be a list of numbers, e.g. {key}=[0.5,-1], or null, got {value!r}")
+    return [float(v) for v in values]
+
+
 def device(cfg: DictConfig, key: str) -> torch.device:
     name = text(cfg, key)
     try:

@@ -24,12 +24,14 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     assert container["paths"]["output_dir"] == str(tmp_path)
 
 
-@pytest.mark.parametrize("model, cls", [("vanilla", VanillaGAN), ("dcgan", DCGAN), ("cgan", ConditionalGAN)])
+@pytest.mark.parametrize("model, cls", [("vanilla", VanillaGAN), ("dcgan", DCGAN), ("cgan", ConditionalGAN),
+                                        ("infogan", InfoGAN)])
 def test_model_configs_build_their_variant(model, cls):
     cfg = compose_config([f"model={model}", "model.noise_dim=12", "optimizer.lr=1e-3"])
     gan = instantiate(cfg.model, image_shape=(1, 28, 28), num_classes=10)
     assert type(gan) is cls and isinstance(gan, GAN) and VARIANTS[model] is cls and gan.name == model
-    assert gan.generator.noise_dim == 12
+    # an InfoGAN's G reads its codes after the noise
+    assert gan.generator.noise_dim == 12 + (12 if cls is InfoGAN else 0)
     # only the conditional GAN's networks take the digit
     assert gan.generator.num_classes == gan.discriminator.num_classes == (10 if cls is ConditionalGAN else 0)
     opt_g, opt_d = gan.configure_optimizers()
@@ -78,7 +80,7 @@ EVAL = "callbacks.quality.eval_samples"
     (["optimizer.lr_decay_epochs=2", "trainer.max_epochs=-1"], "trainer.max_epochs, which is -1"),
     (["model.ema_decay=1.5"], "model.ema_decay must be a number in [0, 1), got 1.5"),
     (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
-    (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, vanilla"),
+    (["model=foo"], "model=foo: no such option; choose one of: cgan, dcgan, infogan, vanilla"),
     (["trainer.no_such_argument=1"], "trainer.no_such_argument"),
     (["seed=x"], "seed must be an integer"),
     (["seed=-1"], "seed must be an integer from 0 to 4294967295, or null, got -1"),
@@ -95,6 +97,12 @@ EVAL = "callbacks.quality.eval_samples"
     (["model.eval_samples=100"], "model.eval_samples is now callbacks.quality.eval_samples"),
     (["model.conditional=true"], "model.conditional is now model=cgan"),
     (["model=dcgan", "model.class_loss_weight=1"], "model.class_loss_weight belongs to model=cgan only"),
+    (["model=dcgan", "model.categorical=10"], "model.categorical belongs to model=infogan only"),
+    (["model=infogan", "model.categorical=1"], "model.categorical must be an integer >= 2, got 1"),
+    (["model=infogan", "model.continuous=-1"], "model.continuous must be an integer >= 0, got -1"),
+    (["model=infogan", "model.info_weight=0"], "model.info_weight must be a positive number, got 0"),
+    (["model=infogan", "model.discriminator._target_=gan_lightning.networks.MLPDiscriminator"],
+     "model=infogan needs a discriminator with a head for Q"),
     (["trainer.limit_val_batches=0"], "~callbacks.best_checkpoint"),
     # no validation split: the quality metrics would never be computed
     (["data.val_size=0"], ("data.val_size=0 leaves no validation, where the quality metrics (callbacks.quality) are "

@@ -321,7 +321,7 @@ def test_the_ema_generator_is_checkpointed_and_is_what_samples_and_exports(tmp_p
 
 # ---- the baseline recipes -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["vanilla", "dcgan", "cgan"])
+@pytest.mark.parametrize("model", ["vanilla", "dcgan", "cgan"])  # (InfoGAN's recipe is the paper's: no baseline)
 def test_baseline_recipes_are_one_experiment_away(model):
     with pytest.raises(UserError, match=rf"^experiment=seed_{model} is now called experiment=baseline_{model} "):
         compose_config([f"experiment=seed_{model}"])  # the old name, which read as a random seed

@@ -21,7 +21,7 @@ from gan_lightning.train import build, check_batch_size, resume_command, train
 from tests.conftest import FAST, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["vanilla", "dcgan", "cgan"]
+MODELS = ["vanilla", "dcgan", "cgan", "infogan"]
 
 
 def test_a_run_shorter_than_the_log_interval_still_logs_its_epoch_losses(tmp_path):
@@ -59,7 +59,7 @@ def test_run_writes_everything_into_its_output_dir(trained_run, model):
     assert (run / "checkpoints" / "last.ckpt").is_file()
     # one grid per epoch: 8x8 samples, or one row per digit for the conditional GAN
     grid = Image.open(run / "samples" / "epoch_000.png")
-    rows = 10 if model == "cgan" else 8
+    rows = 10 if model in ("cgan", "infogan") else 8  # a row per digit (per categorical code)
     assert grid.size == (8 * 30 + 2, rows * 30 + 2)
 
 
@@ -90,6 +90,7 @@ def test_checkpoint_is_safe_and_complete(trained_run, model):
     assert checkpoint["global_step"] == 6  # 3 batches x (D step + G step)
     assert checkpoint["variant"] == model  # by registered name, as are the networks
     assert checkpoint["networks"]["generator"]["name"] == ("mlp_generator" if model == "vanilla" else "conv_generator")
+    assert ("codes" in checkpoint) == (model == "infogan")
     generator, info = read_generator(path)
     assert info["variant"] == model
     labels = torch.arange(4) if model == "cgan" else None

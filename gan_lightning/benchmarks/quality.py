@@ -113,7 +113,7 @@ def score(record: dict, n: int, cas_n: int, cas_epochs: int) -> dict:
     remembered = memorisation(sampler.sample(n, seed=0))
     result.update(memorised_share=remembered["memorised_share"],
                   test_memorised_share=remembered["test_memorised_share"])
-    if sampler.conditional and cas_n:
+    if sampler.asks_digits and cas_n:
         cas = classification_accuracy_score(lambda count, seed: labelled_samples(sampler, count, seed), cas_n,
                                             cas_epochs, seed=record["seed"])
         result.update(cas=cas["cas"], real_accuracy=cas["real_accuracy"])

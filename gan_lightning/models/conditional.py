@@ -46,7 +46,7 @@ class ConditionalGAN(GAN):
 
     def discriminator_loss(self, real, labels, fake, code):
         d_loss, logs, d_real, d_fake, real_classes = self.objective.discriminator_step(
-            self.discriminator, real, labels, fake, code, with_head=bool(self.class_loss_weight))
+            self.discriminator, real, labels, fake, code, head_on="real" if self.class_loss_weight else None)
         if self.class_loss_weight:  # AC-GAN: D also learns to classify the real digits
             d_class_loss = class_loss(real_classes, labels)
             d_loss = d_loss + self.class_loss_weight * d_class_loss

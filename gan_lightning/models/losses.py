@@ -61,14 +61,22 @@ def gradient_penalty(
         return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
+def _scores(discriminator: Callable[..., torch.Tensor], images: torch.Tensor, condition: torch.Tensor | None,
+            with_head: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's logits on the images (B,), and its auxiliary head (B, K) when asked for (else None)."""
+    if with_head:
+        return discriminator(images, condition, with_classes=True)
+    return discriminator(images, condition), None
+
+
 @dataclass(frozen=True)
 class GANObjective:
     """The adversarial part of what D and G minimise on one batch, from the networks and the images: what every
     variant's losses start from, and what the throughput benchmark's bare loop calls through them (stepping the
     optimizers is the loop's job). `loss` names the GAN loss; `gp_weight` weighs WGAN-GP's penalty; `augment` names
     the differentiable augmentations that every input of D passes through, each image with its own draw
-    (DiffAugment). A variant whose D has an auxiliary head (AC-GAN's classes) asks for its outputs with
-    `with_head=True` and adds its own terms."""
+    (DiffAugment). A variant whose D has an auxiliary head (AC-GAN's classes, InfoGAN's Q) asks for its outputs
+    (`head_on`, `with_head`) and adds its own terms."""
 
     loss: str = "bce"
     gp_weight: float = 10.0
@@ -79,34 +87,31 @@ class GANObjective:
 
     def discriminator_step(self, discriminator: Callable[..., torch.Tensor], real: torch.Tensor,
                            real_condition: torch.Tensor | None, fake: torch.Tensor,
-                           fake_condition: torch.Tensor | None, with_head: bool = False
-                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                           fake_condition: torch.Tensor | None, head_on: str | None = None
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
+                                      torch.Tensor | None]:
         """D's loss on real images (B, C, H, W) against G's (detached here), each through its own draw of the
         augmentation, each with what D is told of it (None for an unconditional D); the detached parts to log; D's
-        logits on the real and the fake images (B,) (B,); `with_head`: D's auxiliary head on the real images."""
+        logits on the real and the fake images (B,) (B,); and D's auxiliary head (B, K) on the images `head_on`
+        names, "real" (AC-GAN's classes) or "fake" (InfoGAN's codes), as D saw them (None: no head)."""
+        assert head_on in (None, "real", "fake"), head_on
         real, fake = diff_augment(real, self.augment), diff_augment(fake.detach(), self.augment)
-        if with_head:
-            d_real, real_head = discriminator(real, real_condition, with_classes=True)  # (B,), (B, K)
-        else:
-            d_real, real_head = discriminator(real, real_condition), None  # (B,) logits
-        d_fake = discriminator(fake, fake_condition)
+        (d_real, real_head), (d_fake, fake_head) = (_scores(discriminator, real, real_condition, head_on == "real"),
+                                                    _scores(discriminator, fake, fake_condition, head_on == "fake"))
+        head = real_head if head_on == "real" else fake_head
         d_loss = discriminator_loss(self.loss, d_real, d_fake)
         logs = {"train/d_loss": d_loss.detach()}
         if self.loss == "wgan-gp":  # between the images D saw
             penalty = gradient_penalty(discriminator, real, fake, real_condition)
             d_loss = d_loss + self.gp_weight * penalty
             logs["train/gradient_penalty"] = penalty.detach()
-        return d_loss, logs, d_real, d_fake, real_head
+        return d_loss, logs, d_real, d_fake, head
 
     def generator_step(self, discriminator: Callable[..., torch.Tensor], fake: torch.Tensor,
                        fake_condition: torch.Tensor | None, with_head: bool = False
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
         """G's loss on its images (B, C, H, W), whose gradient flows back through a new draw of the augmentation,
         the detached parts to log, and (`with_head`) D's auxiliary head on the images."""
-        fake = diff_augment(fake, self.augment)
-        if with_head:
-            g_fake, fake_head = discriminator(fake, fake_condition, with_classes=True)
-        else:
-            g_fake, fake_head = discriminator(fake, fake_condition), None
+        g_fake, fake_head = _scores(discriminator, diff_augment(fake, self.augment), fake_condition, with_head)
         g_loss = generator_loss(self.loss, g_fake)
         return g_loss, {"train/g_loss": g_loss.detach()}, fake_head

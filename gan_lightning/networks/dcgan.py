@@ -79,7 +79,9 @@ class DCGANDiscriminator(nn.Module):
     logit instead, h being the features the final layer sees (a projection discriminator). `minibatch_std` > 0
     appends the standard deviation over groups of that many images as one more channel before the last strided
     conv (ProGAN), against mode collapse. `class_head` adds a linear classifier of the same features, K class
-    logits per image (`with_classes=True`), for the auxiliary classification loss of AC-GAN (Odena et al., 2017).
+    logits per image (`with_classes=True`), for the auxiliary classification loss of AC-GAN (Odena et al., 2017);
+    `head_outputs` > 0 adds a linear head of that many outputs instead, on an unconditional D (InfoGAN's Q, which reads
+    G's codes back).
     """
 
     def __init__(
@@ -93,11 +95,15 @@ class DCGANDiscriminator(nn.Module):
         n_extra_layers: int = 0,
         minibatch_std: int = 0,
         class_head: bool = False,
+        head_outputs: int = 0,
     ):
         super().__init__()
         check_dims(num_classes=num_classes)
         if class_head and not num_classes:
             raise ValueError("a class head needs the classes: it is for the conditional GAN only")
+        if isinstance(head_outputs, bool) or not isinstance(head_outputs, int) or head_outputs < 0 or (
+                head_outputs and class_head):
+            raise ValueError(f"head_outputs must be an integer >= 0, and 0 with a class head, got {head_outputs!r}")
         _check_extra_layers(n_extra_layers)
         check_conditioning(conditioning)
         channels, side, _ = _check_image_shape(image_shape)
@@ -128,7 +134,8 @@ class DCGANDiscriminator(nn.Module):
         )
         features = ndf * 2 * (side // 4) ** 2
         self.projection = Projection(num_classes, features) if num_classes and conditioning == "projection" else None
-        self.class_head = nn.Linear(features, num_classes) if class_head else None
+        head = num_classes if class_head else head_outputs
+        self.class_head = nn.Linear(features, head) if head else None  # (its name from AC-GAN, the first to use it)
         self.apply(dcgan_init)
         if spectral_norm:
             apply_spectral_norm(self)
@@ -136,7 +143,7 @@ class DCGANDiscriminator(nn.Module):
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor | None = None, with_classes: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The real/fake logit of each image (B,); `with_classes`: also the class head's logits (B, K)."""
+        """The real/fake logit of each image (B,); `with_classes`: also the head's outputs (B, K)."""
         if self.concat_labels:
             b, _, h, w = x.shape
             maps = one_hot(labels, self.num_classes, x)[:, :, None, None].expand(b, self.num_classes, h, w)
@@ -147,5 +154,5 @@ class DCGANDiscriminator(nn.Module):
             logits = logits + self.projection(features.flatten(1), labels)
         if not with_classes:
             return logits
-        assert self.class_head is not None, "class logits need a discriminator built with class_head=True"
+        assert self.class_head is not None, "a head's outputs need a discriminator built with a head"
         return logits, self.class_head(features.flatten(1))

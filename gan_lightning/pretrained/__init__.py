@@ -119,14 +119,17 @@ def load_pretrained(
     variant = config.get("variant", legacy_variant(spec))  # gan-lightning 0.1.0 recorded none
     info = {key: spec[key] for key in ("noise_dim", "image_shape", "num_classes")}
     info.update(variant=variant, spec=normalize_spec(spec))
+    if isinstance(config.get("codes"), dict):  # what G reads after the noise, beyond it (an InfoGAN's codes)
+        info["codes"] = config["codes"]
     return generator.to(map_location).eval(), info
 
 
 def save_pretrained(
-    generator: nn.Module, variant: str, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32"
+    generator: nn.Module, variant: str, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32",
+    codes: dict[str, int] | None = None,
 ) -> Path:
-    """Write `generator`, of `variant`, as a folder: config.json + model.safetensors (floating-point tensors as
-    `dtype`).
+    """Write `generator`, of `variant` (with its latent `codes`, if any), as a folder: config.json +
+    model.safetensors (floating-point tensors as `dtype`).
 
     Both files are written through `gan_lightning.files.Staging`. An existing folder is replaced only when
     it holds nothing but what this function and a model card write (the card goes: it described the old
@@ -149,6 +152,7 @@ def save_pretrained(
         "variant": variant,
         "model": VARIANTS.get(variant, variant),
         "generator": normalize_spec(spec),
+        **({"codes": codes} if codes else {}),
         "dtype": dtype,
         "sha256": {WEIGHTS: sha256(weights)},
         "library": "gan-lightning",
@@ -174,5 +178,5 @@ def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "floa
     check_writable(out, "out", folder=out.suffix != ".pt", example="generator.pt")
     generator, info = load(source)
     if out.suffix == ".pt":
-        return save_generator_file(generator, info["variant"], info["spec"], out)
-    return save_pretrained(generator, info["variant"], info["spec"], out, dtype)
+        return save_generator_file(generator, info["variant"], info["spec"], out, info.get("codes"))
+    return save_pretrained(generator, info["variant"], info["spec"], out, dtype, info.get("codes"))

@@ -25,6 +25,14 @@ def noise_stream(seed: int, noise_dim: int, n: int, batch_size: int) -> Iterator
         yield batch
 
 
+def uniform_stream(seed: int, width: int, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """Draws from Uniform(-1, 1) (rows of `width`) for samples 0..n-1 of `seed`, in batches like `noise_stream`, from
+    a stream apart from the noise's (the seed's second stream), so the noise of a seed never depends on them. A
+    normal draw x becomes erf(x / sqrt(2)), which is uniform on (-1, 1)."""
+    for batch in noise_stream(seed + 2**32, width, n, batch_size):
+        yield torch.erf(batch / 2**0.5)
+
+
 def noise(seed: int, noise_dim: int, n: int = 1) -> torch.Tensor:
     """The first `n` noise vectors (n, noise_dim) of `seed`: `noise(s, d)[0]` is the z of sample 0 of seed s."""
     return next(noise_stream(seed, noise_dim, n, n))

@@ -1,6 +1,9 @@
 """A trained generator as a source of digits: batches of samples, morphs, digit sweeps and latent walks.
 
-Images come out as uint8 (B, H, W) with 0 = black background, like MNIST itself.
+Images come out as uint8 (B, H, W) with 0 = black background, like MNIST itself. What a generator takes besides its
+noise is one categorical input of `num_classes` values, fed one-hot: the digit of a conditional GAN (`digit=`), or an
+InfoGAN's categorical code (`code=`), which comes with `continuous` codes (`continuous=`, drawn from Uniform(-1, 1)
+per sample when not given). A code is not a label: which code draws which digit is whatever training found.
 """
 
 import threading
@@ -10,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gan_lightning import pretrained
@@ -26,9 +30,15 @@ class Sampler:
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.info = dict(info)
-        self.noise_dim: int = info["noise_dim"]
-        self.num_classes: int = info["num_classes"]
+        codes = info.get("codes")  # an InfoGAN's latent codes, which G reads after the noise
+        self.continuous: int = codes["continuous"] if codes else 0
+        self.num_classes: int = codes["categorical"] if codes else info["num_classes"]
+        self.noise_dim: int = info["noise_dim"] - (self.num_classes + self.continuous if codes else 0)
         self.conditional: bool = self.num_classes > 0
+        # what the categorical input is asked for by: a digit (conditional GAN) or a code (InfoGAN)
+        self.label_key: str = "code" if codes else "digit"
+        # samples asked for digits carry labels the quality metrics may read (label accuracy, CAS); codes do not
+        self.asks_digits: bool = self.conditional and not codes
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
         # one generator call at a time: the demo answers requests from several threads
         self._lock = threading.Lock()
@@ -51,7 +61,8 @@ class Sampler:
     def save_pretrained(self, folder: str | Path, dtype: str = "float32") -> Path:
         """Write this generator as a folder (config.json + model.safetensors) that `load_generator` and a model
         hub take as it is. Returns the folder."""
-        return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype)
+        return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype,
+                                          self.info.get("codes"))
 
     def _uint8(self, output: torch.Tensor) -> np.ndarray:
         """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""
@@ -62,20 +73,42 @@ class Sampler:
         return to_uint8(output)
 
     def describe(self) -> str:
-        classes = f"{self.num_classes} digits, " if self.conditional else ""
+        classes = f"{self.num_classes} {self.label_key}s, " if self.conditional else ""
+        classes += f"{self.continuous} continuous codes, " if self.continuous else ""
         return f"{self.name} ({classes}noise size {self.noise_dim})"
 
     # ---- checks ------------------------------------------------------------------------------------------
 
     def check_digit(self, digit: Any, key: str = "digit") -> int | None:
-        """A digit request -> the digit, or None for "all" (every digit; nothing to choose when unconditional)."""
+        """A digit request (a code request, `key` "code...", of an InfoGAN) -> the digit, or None for "all" (every
+        digit in turn; nothing to choose when unconditional)."""
         if digit is None or digit == "all":
             return None
+        wanted = "code" if key.startswith("code") else "digit"
+        if self.conditional and wanted != self.label_key:
+            asked = key.replace(wanted, self.label_key, 1)
+            raise UserError(f"{key}={digit}: an InfoGAN's categorical codes are not digits (which code draws which digit "
+                            f"is learnt, not given); ask for {asked}={digit}" if self.label_key == "code" else
+                            f"{key}={digit}: this model takes digits, not codes; ask for {asked}={digit}")
         if not self.conditional:
-            raise UserError(f"{key}={digit}: this checkpoint's model is unconditional, it cannot be asked for a digit")
+            raise UserError(f"{key}={digit}: this checkpoint's model is unconditional, it cannot be asked for a {wanted}")
         if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < self.num_classes:
-            raise UserError(f"{key} must be 'all' or a digit from 0 to {self.num_classes - 1}, got {digit!r}")
+            raise UserError(f"{key} must be 'all' or a {wanted} from 0 to {self.num_classes - 1}, got {digit!r}")
         return digit
+
+    def check_continuous(self, continuous: Any) -> torch.Tensor | None:
+        """A request for an InfoGAN's continuous codes: None (drawn per sample), or one number in [-2, 2] for each
+        (beyond the training range of [-1, 1], as the InfoGAN paper's figures go) -> a tensor (continuous,)."""
+        if continuous is None:
+            return None
+        if not self.continuous:
+            raise UserError(f"continuous={continuous!r}: this model has no continuous codes (an InfoGAN has)")
+        values = list(continuous) if isinstance(continuous, (list, tuple)) else None
+        if values is None or len(values) != self.continuous or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and -2 <= v <= 2 for v in values):
+            raise UserError(f"continuous must be {self.continuous} numbers from -2 to 2 (one for each continuous code), "
+                            f"or null to draw them, got {continuous!r}")
+        return torch.tensor(values, dtype=torch.float32)
 
     def check_direction(self, direction: Any) -> int:
         if isinstance(direction, bool) or not isinstance(direction, int) or not 0 <= direction < self.noise_dim:
@@ -85,9 +118,11 @@ class Sampler:
     # ---- images -----------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def images(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
-        """uint8 images (B, H, W) for noise z (B, noise_dim) and labels: digit indices (B,) or float label
-        vectors (B, num_classes), e.g. a mixture of two one-hot labels; ignored for an unconditional model."""
+    def images(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+               continuous: torch.Tensor | None = None) -> np.ndarray:
+        """uint8 images (B, H, W) for noise z (B, noise_dim) and labels: digit (or code) indices (B,) or float label
+        vectors (B, num_classes), e.g. a mixture of two one-hot labels; ignored for an unconditional model. An
+        InfoGAN's continuous codes (B, continuous) are 0 unless given."""
         z = z.to(self.device, torch.float32)
         with self._lock:
             if not self.conditional:
@@ -95,41 +130,72 @@ class Sampler:
             if labels is None:
                 raise ValueError("a conditional generator needs labels: digits (B,) or label vectors (B, K)")
             labels = labels.to(self.device)
+            if self.label_key == "code":  # G reads [z, one-hot(code), continuous codes] as one input
+                vectors = labels.float() if labels.is_floating_point() else F.one_hot(labels, self.num_classes).float()
+                values = torch.zeros(len(z), self.continuous) if continuous is None else continuous
+                return self._uint8(self.generator(torch.cat([z, vectors, values.to(z)], dim=1), None))
             if not labels.is_floating_point():
                 return self._uint8(self.generator(z, labels))
             return self._uint8(self.generator(z, labels.float()))
 
-    def _batched(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> np.ndarray:
+    def _batched(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
+                 continuous: torch.Tensor | None = None) -> np.ndarray:
         parts = [
-            self.images(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+            self.images(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size],
+                        None if continuous is None else continuous[i : i + batch_size])
             for i in range(0, len(z), batch_size)
         ]
         return np.concatenate(parts)
 
-    def sample(self, n: int, digit: int | None = None, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    def sample(self, n: int, digit: int | None = None, seed: int = 0, batch_size: int = 256,
+               code: int | None = None, continuous: tuple[float, ...] | None = None) -> np.ndarray:
         """n digits as uint8 images (n, H, W), 0 = black background like MNIST. A conditional model draws `digit`,
-        or with digit=None every digit in turn (image i is digit i mod 10). The same seed, the same images."""
+        or with digit=None every digit in turn (image i is digit i mod 10); an InfoGAN draws categorical code `code`
+        (None: code i mod 10 for image i) with the continuous codes `continuous` (None: drawn per sample). The same
+        seed, the same noise, whatever the codes: two calls that differ only in a code differ only in what it does."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise UserError(f"n must be a positive integer, got {n!r}")
-        digit = self.check_digit(digit)
-        return np.concatenate([images for images, _ in self.samples(n, seed, digit, batch_size)])
+        asked = self.check_digit(code, "code") if code is not None else self.check_digit(digit)
+        values = self.check_continuous(continuous)
+        return np.concatenate([images for images, _ in self.samples(n, seed, asked, batch_size, values)])
 
     def samples(
-        self, n: int, seed: int = 0, digit: int | None = None, batch_size: int = 256
+        self, n: int, seed: int = 0, digit: int | None = None, batch_size: int = 256,
+        continuous: torch.Tensor | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """n samples as batches of (uint8 images (b, H, W), int64 labels (b,) or None when unconditional).
 
         Sample i has the noise of index i of `seed`, whatever the batch size. A conditional model gives `digit`,
-        or with digit=None every digit in turn (sample i is digit i mod 10: balanced labels).
+        or with digit=None every digit in turn (sample i is digit i mod 10: balanced labels); an InfoGAN's `digit`
+        is its categorical code, and its continuous codes are `continuous` (continuous,) for every sample, or when
+        None sample i's own draw from Uniform(-1, 1), from a stream of the seed apart from the noise's.
         """
         start = 0
+        draws = latent.uniform_stream(seed, self.continuous, n, batch_size) if self.continuous else None
         for z in latent.noise_stream(seed, self.noise_dim, n, batch_size):
-            labels = None
+            labels = values = None
             if self.conditional:
                 index = torch.arange(start, start + len(z))
                 labels = torch.full_like(index, digit) if digit is not None else index % self.num_classes
+            if draws is not None:
+                drawn = next(draws)
+                values = continuous.expand(len(z), -1) if continuous is not None else drawn
             start += len(z)
-            yield self.images(z, labels), None if labels is None else labels.numpy()
+            yield self.images(z, labels, values), None if labels is None else labels.numpy()
+
+    def codes_figure(self, seed: int = 0, code_index: int = 0, steps: int = 9, span: float = 2.0) -> np.ndarray:
+        """The InfoGAN paper's figure: one row per categorical code, the columns sweeping continuous code
+        `code_index` from -span to +span, the other continuous codes at 0, one style (the noise of `seed`) throughout.
+        -> uint8 (codes, steps, H, W)."""
+        if self.label_key != "code" or not self.continuous:
+            raise UserError("mode=codes needs an InfoGAN, whose codes it sweeps; this model has none")
+        if isinstance(code_index, bool) or not isinstance(code_index, int) or not 0 <= code_index < self.continuous:
+            raise UserError(f"code_index must be a continuous code from 0 to {self.continuous - 1}, got {code_index!r}")
+        z = latent.noise(seed, self.noise_dim)[0].expand(self.num_classes * steps, -1)
+        codes = torch.arange(self.num_classes).repeat_interleave(steps)
+        values = torch.zeros(self.num_classes * steps, self.continuous)
+        values[:, code_index] = torch.linspace(-span, span, steps).repeat(self.num_classes)
+        return self._batched(z, codes, 256, values).reshape(self.num_classes, steps, *self.image_size)
 
     # ---- animations: frames (F, B, H, W), B images side by side in each frame --------------------------------
 
@@ -198,13 +264,16 @@ class Sampler:
         z_path = latent.walk(z, latent.axis(self.check_direction(direction), self.noise_dim), span, frames)
         return self._frames(z_path, None if digit is None else torch.full((frames,), digit))
 
-    def explore(self, seed: int, digit: int | None, n: int, offsets: dict[int, float]) -> np.ndarray:
-        """n samples of `seed` (labels as in `samples`), each moved by offsets {noise coordinate: amount}:
-        what the demo's sliders show. -> uint8 (n, H, W)."""
+    def explore(self, seed: int, digit: int | None, n: int, offsets: dict[int, float],
+                continuous: torch.Tensor | None = None) -> np.ndarray:
+        """n samples of `seed` (labels as in `samples`), each moved by offsets {noise coordinate: amount}, an
+        InfoGAN's continuous codes at `continuous` (continuous,) (None: at 0): what the demo's sliders show.
+        -> uint8 (n, H, W)."""
         z = latent.noise(seed, self.noise_dim, n)
         for index, amount in offsets.items():
             z = z + amount * latent.axis(self.check_direction(index), self.noise_dim)
         labels = None
         if self.conditional:
             labels = torch.full((n,), digit) if digit is not None else torch.arange(n) % self.num_classes
-        return self._batched(z, labels, 256)
+        values = None if continuous is None else continuous.expand(n, -1)
+        return self._batched(z, labels, 256, values)
