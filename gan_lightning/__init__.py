@@ -1,7 +1,7 @@
-"""Vanilla, DCGAN and conditional GANs for MNIST digits, trained with PyTorch Lightning and Hydra.
+"""Vanilla, DCGAN, conditional and InfoGAN GANs for MNIST digits, trained with PyTorch Lightning and Hydra.
 
     from gan_lightning import load_generator
-    g = load_generator("cgan")            # a bundled model: "vanilla", "dcgan" or "cgan"
+    g = load_generator("cgan")            # a bundled model: "vanilla", "dcgan", "cgan" or "infogan"
     x = g.sample(16, digit=7, seed=0)     # uint8 (16, 28, 28), 0 = black background like MNIST
 """
 

@@ -44,15 +44,17 @@ def test_the_bundled_models_ship_with_their_cards_in_under_10_mb():
 def test_a_bundled_model_by_name_through_every_door(name, tmp_path, capsys):
     g = load_generator(name)
     conditional = g.conditional
-    x = g.sample(16, digit=7 if conditional else None, seed=0)
+    # a digit for the conditional GAN, a categorical code for the InfoGAN
+    asked = {g.label_key: 7} if conditional else {}
+    x = g.sample(16, seed=0, **asked)
     assert x.shape == (16, 28, 28) and x.dtype == np.uint8 and x.max() > 200 and x.min() == 0
     assert torch.hub.load(str(ROOT), name, source="local").sample(4, seed=1).tolist() == g.sample(4, seed=1).tolist()
     by_path = torch.hub.load(str(ROOT), "generator", source="local", path=str(BUNDLED_DIR / name))
     assert by_path.sample(4, seed=1).tolist() == g.sample(4, seed=1).tolist()
 
-    generate_main([f"model={name}", "n=12", f"out={tmp_path / 'gen'}", *(["digit=3"] if conditional else [])])
+    generate_main([f"model={name}", "n=12", f"out={tmp_path / 'gen'}", *([f"{g.label_key}=3"] if conditional else [])])
     np.testing.assert_array_equal(np.load(tmp_path / "gen" / "samples.npz")["images"],
-                                  g.sample(12, digit=3 if conditional else None, seed=0))
+                                  g.sample(12, seed=0, **({g.label_key: 3} if conditional else {})))
     evaluate_main([f"model={name}", "n=200", f"out={tmp_path / 'eval.json'}"])
     assert json.loads((tmp_path / "eval.json").read_text())["generator"] == g.describe()
     export_main([f"model={name}", f"out={tmp_path / 'export'}", "dtype=float16"])
@@ -112,6 +114,12 @@ def test_the_model_card_tells_what_the_shipped_weights_score(name):
     assert card["training"]["command"] in text and card["training"]["commit"] in text
     fresh_share = memorisation(load_generator(name).sample(card["n"], seed=card["seed"]))["memorised_share"]
     assert fresh_share == pytest.approx(card["memorisation"]["memorised_share"], abs=1e-3)
+    if "codes" in card:  # an InfoGAN: what its codes found, and the card says so
+        assert fresh["codes"]["code_digits"] == card["codes"]["code_digits"]
+        assert fresh["codes"]["code_accuracy"] == pytest.approx(card["codes"]["code_accuracy"], abs=2e-3)
+        for fresh_code, card_code in zip(fresh["codes"]["continuous"], card["codes"]["continuous"], strict=True):
+            assert fresh_code == pytest.approx(card_code, abs=0.01)
+        assert f"Code-to-digit accuracy: {card['codes']['code_accuracy']:.4f}" in text
 
 
 @pytest.mark.slow
@@ -128,6 +136,20 @@ def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_
     assert f"{numbers['memorisation']['memorised_share']:.4f} of the samples" in card
     assert f"scores {numbers['cas']['cas']:.4f} on the MNIST test set" in card
     assert load_generator(out).sample(4, digit=3, seed=1).shape == (4, 28, 28)
+
+
+@pytest.mark.slow
+def test_packaging_an_infogan_writes_what_its_codes_found_over_seeds(trained_run, tmp_path):
+    run = trained_run("infogan")
+    out = package(run, "infogan", tmp_path / "infogan", commit="abc1234", machine="a test machine", dtype="float16",
+                  seed_runs=[run])
+    numbers = json.loads((out / "eval.json").read_text())
+    assert "cas" not in numbers and "label_accuracy" not in numbers["model"]  # a code is not a label
+    assert len(numbers["seeds"]) == 1 and numbers["seeds"][0]["code_accuracy"] == numbers["codes"]["code_accuracy"]
+    card = (out / "README.md").read_text()
+    assert "## Codes" in card and f"Code-to-digit accuracy: {numbers['codes']['code_accuracy']:.4f}" in card
+    assert "one row per categorical code" in card and "g.sample(16, code=3" in card
+    assert json.loads((out / CONFIG).read_text())["codes"] == {"categorical": 10, "continuous": 2}
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from omegaconf import OmegaConf
 
 from gan_lightning.config import CONFIG_DIR, check_overrides, compose_config
 from gan_lightning.errors import UserError
-from gan_lightning.models import DCGAN, GAN, VARIANTS, ConditionalGAN, VanillaGAN
+from gan_lightning.models import DCGAN, GAN, VARIANTS, ConditionalGAN, InfoGAN, VanillaGAN
 
 GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
 

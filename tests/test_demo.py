@@ -120,6 +120,25 @@ def test_handlers_answer_in_range_and_refuse_out_of_range(trained_run):
             request()
 
 
+def test_an_infogan_is_asked_for_codes_and_its_continuous_codes(trained_run):
+    if not installed("gradio"):
+        pytest.skip('Gradio is missing; pip install -e ".[demo]"')
+    from gan_lightning.demo import Explorer
+
+    explorer = Explorer({"infogan": Sampler.load(ckpt(trained_run, "infogan"))}, max_samples=30, scale=1)
+    grid = explorer.samples("infogan", "all", 0, 20, 0.0, 0.0, continuous=(0.0, 0.0))  # one row per code
+    assert grid.shape == (10 * 30 + 2, 2 * 30 + 2)
+    turned = explorer.samples("infogan", "all", 0, 20, 0.0, 0.0, continuous=(2.0, 0.0))
+    assert not np.array_equal(grid, turned)  # the continuous code's slider moves the digits
+    threes = explorer.samples("infogan", "3", 0, 5, continuous=(0.0, -1.5))
+    assert not np.array_equal(threes, explorer.samples("infogan", "3", 0, 5, continuous=(0.0, 1.5)))
+    assert "InfoGAN (10 codes, 2 continuous codes" in explorer.title("infogan")
+    with pytest.raises(UserError, match=r"the continuous codes must be from -2.0 to 2.0"):
+        explorer.samples("infogan", "3", 0, 5, continuous=(2.5, 0.0))
+    with pytest.raises(UserError, match="code must be 'all' or a code from 0 to 9"):
+        explorer.samples("infogan", "10", 0, 5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -49,7 +49,7 @@ class SyncsForbidden(L.Callback):
 
 
 @needs_cuda
-@pytest.mark.parametrize("model", ["vanilla", "dcgan", "cgan"])
+@pytest.mark.parametrize("model", ["vanilla", "dcgan", "cgan", "infogan"])
 def test_training_steps_never_wait_for_the_gpu(tmp_path, model):
     """Between log steps a training batch (data, D and G steps, EMA, the NaN watch) queues work and returns."""
     cfg = compose_run(tmp_path, f"model={model}", "trainer=gpu", "trainer.limit_train_batches=8",

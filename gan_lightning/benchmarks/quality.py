@@ -32,10 +32,10 @@ from gan_lightning.files import write_file, write_json
 from gan_lightning.metrics import reference_row
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.memorisation import memorisation
-from gan_lightning.options import VARIANTS
 from gan_lightning.sampling.sampler import Sampler
 
-MODELS = tuple(VARIANTS)
+# the models whose default recipe the benchmark scores (InfoGAN trains with the paper's rates: its card has its seeds)
+MODELS = ("vanilla", "dcgan", "cgan")
 
 # (column, key, format) of the table, each cell mean ± std over the seeds: evaluate.py's columns (less the two
 # classifier-confidence ones) and the benchmark's own
