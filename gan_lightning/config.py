@@ -63,15 +63,15 @@ def validate(cfg: DictConfig) -> None:
     if class_weight and "DCGANDiscriminator" not in str(checks.value(cfg, "model.discriminator._target_")):
         raise UserError("model.class_loss_weight > 0 (AC-GAN) needs a discriminator with a class head, the "
                         "convolutional one (gan_lightning.networks.DCGANDiscriminator); or set model.class_loss_weight=0")
-    # InfoGAN's own keys
-    checks.integer(cfg, "model.categorical", 2)
-    checks.integer(cfg, "model.continuous", 0)
-    checks.positive_number(cfg, "model.info_weight")
-    checks.number(cfg, "model.continuous_weight", 0)
-    if checks.value(cfg, "model.categorical") and "DCGANDiscriminator" not in str(
-            checks.value(cfg, "model.discriminator._target_")):
-        raise UserError("model=infogan needs a discriminator with a head for Q, the convolutional one "
-                        "(gan_lightning.networks.DCGANDiscriminator)")
+    if checks.value(cfg, "model.categorical") is not None:  # InfoGAN's own keys
+        checks.integer(cfg, "model.categorical", 2)
+        checks.integer(cfg, "model.continuous", 0)
+        checks.positive_number(cfg, "model.info_weight")
+        checks.number(cfg, "model.continuous_weight", 0)
+        checks.text(cfg, "model.noise", ("normal", "uniform"))
+        if "DCGANDiscriminator" not in str(checks.value(cfg, "model.discriminator._target_")):
+            raise UserError("model=infogan needs a discriminator with a head for Q, the convolutional one "
+                            "(gan_lightning.networks.DCGANDiscriminator)")
     if checks.value(cfg, "model.loss") == "wgan-gp" and checks.value(cfg, "model.discriminator.batch_norm"):
         raise UserError("model.loss=wgan-gp penalises each image's gradient, which BatchNorm in the discriminator "
                         "mixes across the batch: set model.discriminator.batch_norm=false")

@@ -19,21 +19,26 @@ import torch.nn.functional as F
 
 from gan_lightning.models.base import GAN
 
+# the noise z: N(0, I) as every GAN of the project, or Uniform(-1, 1) per coordinate as the InfoGAN authors' code
+NOISES = ("normal", "uniform")
+
 
 class InfoGAN(GAN):
     name = "infogan"
 
     def __init__(self, generator, discriminator, optimizer, categorical: int = 10, continuous: int = 2,
-                 info_weight: float = 1.0, continuous_weight: float = 0.1, **kwargs):
+                 info_weight: float = 1.0, continuous_weight: float = 0.1, noise: str = "normal", **kwargs):
         assert categorical >= 2 and continuous >= 0 and info_weight > 0 and continuous_weight >= 0  # config-checked
+        assert noise in NOISES, noise
         # before the networks are built: the codes widen G's input and give D its Q head
-        self.categorical, self.continuous = categorical, continuous
+        self.categorical, self.continuous, self.noise = categorical, continuous, noise
         super().__init__(generator, discriminator, optimizer, **kwargs)
 
     @property
-    def codes(self) -> dict[str, int]:
-        """The layout of G's input after the noise, which a checkpoint records for sampling."""
-        return {"categorical": self.categorical, "continuous": self.continuous}
+    def codes(self) -> dict:
+        """The layout of G's input after the noise (and the noise's distribution), which a checkpoint records for
+        sampling."""
+        return {"categorical": self.categorical, "continuous": self.continuous, "noise": self.noise}
 
     def network_inputs(self):
         g_inputs, d_inputs = super().network_inputs()
@@ -43,6 +48,8 @@ class InfoGAN(GAN):
     def draw_latent(self, n, rng=None):
         """z, and the codes (n, categorical + continuous): a one-hot categorical code, continuous ones in [-1, 1]."""
         z, _ = super().draw_latent(n, rng)
+        if self.noise == "uniform":  # the official code's Uniform(-1, 1) noise: erf(x / sqrt(2)) of a normal draw
+            z = torch.erf(z / 2**0.5)
         categorical = torch.randint(0, self.categorical, (n,), device=self.device, generator=rng)
         continuous = torch.rand(n, self.continuous, device=self.device, generator=rng) * 2 - 1
         return z, torch.cat([F.one_hot(categorical, self.categorical).to(z), continuous], dim=1)
@@ -81,6 +88,7 @@ class InfoGAN(GAN):
         """One row per categorical code, the same z down each column, the continuous codes at 0."""
         cols, k = self.hparams.grid_cols, self.categorical
         z = torch.randn(cols, self.hparams.noise_dim, generator=rng).repeat(k, 1)  # (k * cols, noise_dim)
+        z = torch.erf(z / 2**0.5) if self.noise == "uniform" else z
         categorical = F.one_hot(torch.arange(k).repeat_interleave(cols), k).float()
         return z, torch.cat([categorical, torch.zeros(k * cols, self.continuous)], dim=1)
 

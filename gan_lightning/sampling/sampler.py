@@ -34,6 +34,8 @@ class Sampler:
         self.continuous: int = codes["continuous"] if codes else 0
         self.num_classes: int = codes["categorical"] if codes else info["num_classes"]
         self.noise_dim: int = info["noise_dim"] - (self.num_classes + self.continuous if codes else 0)
+        # an InfoGAN trained on Uniform(-1, 1) noise: each normal draw z becomes erf(z / sqrt(2))
+        self.uniform_noise: bool = bool(codes) and codes.get("noise") == "uniform"
         self.conditional: bool = self.num_classes > 0
         # what the categorical input is asked for by: a digit (conditional GAN) or a code (InfoGAN)
         self.label_key: str = "code" if codes else "digit"
@@ -124,6 +126,8 @@ class Sampler:
         vectors (B, num_classes), e.g. a mixture of two one-hot labels; ignored for an unconditional model. An
         InfoGAN's continuous codes (B, continuous) are 0 unless given."""
         z = z.to(self.device, torch.float32)
+        if self.uniform_noise:
+            z = torch.erf(z / 2**0.5)
         with self._lock:
             if not self.conditional:
                 return self._uint8(self.generator(z, None))
