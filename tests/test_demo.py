@@ -88,6 +88,7 @@ def test_without_gradio_the_script_fails_with_one_line():
     assert line.startswith("error: ") and 'pip install -e ".[demo]"' in line
 
 
+@pytest.mark.slow
 def test_handlers_answer_in_range_and_refuse_out_of_range(trained_run):
     if not installed("gradio"):
         pytest.skip('Gradio is missing; pip install -e ".[demo]"')
@@ -120,6 +121,7 @@ def test_handlers_answer_in_range_and_refuse_out_of_range(trained_run):
             request()
 
 
+@pytest.mark.slow
 def test_an_infogan_is_asked_for_codes_and_its_continuous_codes(trained_run):
     if not installed("gradio"):
         pytest.skip('Gradio is missing; pip install -e ".[demo]"')

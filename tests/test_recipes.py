@@ -293,7 +293,7 @@ def test_class_loss_is_the_cross_entropy_of_the_class_head():
     assert logits.shape == (6,) and classes.shape == (6, 10)
     assert torch.equal(d(x, labels), logits)  # by default, the real/fake logit alone
     assert class_loss(classes, labels).item() == pytest.approx(torch.nn.functional.cross_entropy(classes, labels).item())
-    with pytest.raises(AssertionError, match="class_head=True"):
+    with pytest.raises(AssertionError, match="built with a head"):
         DCGANDiscriminator(IMAGE_SHAPE, num_classes=10, ndf=8)(x, labels, with_classes=True)
     with pytest.raises(ValueError, match="conditional GAN only"):
         DCGANDiscriminator(IMAGE_SHAPE, num_classes=0, ndf=8, class_head=True)
