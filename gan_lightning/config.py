@@ -121,6 +121,17 @@ def validate(cfg: DictConfig) -> None:
     checks.integer(cfg, "callbacks.sample_grid.every_n_epochs", 1)
     if checks.value(cfg, "callbacks.cpu_threads.threads") != "auto":
         checks.integer(cfg, "callbacks.cpu_threads.threads", 1)
+    if checks.value(cfg, "callbacks.health") is not None:
+        checks.text(cfg, "callbacks.health.action", options.HEALTH_ACTIONS)
+        checks.integer(cfg, "callbacks.health.stall_patience", 1)
+        checks.number(cfg, "callbacks.health.stall_min_delta", 0)
+        checks.number(cfg, "callbacks.health.collapse_drop", 0, maximum=1)
+        checks.number(cfg, "callbacks.health.collapse_from", 0, maximum=1)
+        checks.number(cfg, "callbacks.health.collapse_absent", 0, maximum=1)
+        checks.integer(cfg, "callbacks.health.collapse_after", 0)
+        checks.integer(cfg, "callbacks.health.saturation_epochs", 1)
+        for loss in options.LOSSES:
+            checks.positive_number(cfg, f"callbacks.health.saturation_threshold.{loss}")
     monitor = checks.value(cfg, "callbacks.best_checkpoint.monitor")
     no_quality = not quality or checks.value(cfg, "trainer.limit_val_batches") in (0, 0.0)
     if monitor is not None and str(monitor).startswith("val/") and no_quality:

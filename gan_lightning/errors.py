@@ -21,7 +21,21 @@ def fail(error: UserError) -> None:
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite: training further would only train on garbage. Usually the recipe's fault
-    (a learning rate too high), so it ends a run like a bad value does."""
+    (a learning rate too high), so it ends a run like a bad value does. `where`: (loss name, epoch, global step,
+    value), when known."""
+
+    def __init__(self, message: str, where: tuple[str, int, int, float] | None = None):
+        super().__init__(message)
+        self.where = where
+
+
+class TrainingStopped(Exception):
+    """The training watchman stopped the run on an alarm (`callbacks.health.action=stop`): not an error, not a
+    completed run either. `alarm` names it; `metrics` are the run's last logged metrics."""
+
+    def __init__(self, alarm: str, message: str, metrics: dict[str, float]):
+        super().__init__(message)
+        self.alarm, self.metrics = alarm, metrics
 
 
 class TrainingInterrupted(Exception):

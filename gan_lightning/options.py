@@ -18,6 +18,9 @@ LOSSES = ("bce", "hinge", "wgan-gp")
 # how `model.gradient_clip_val` clips: the gradients' total norm, or each value (Lightning's names)
 CLIP_ALGORITHMS = ("norm", "value")
 
+# what the training watchman does on an alarm (`callbacks.health.action`, `gan_lightning.callbacks.health`)
+HEALTH_ACTIONS = ("warn", "stop")
+
 # DiffAugment's transformations (`gan_lightning.models.augment`), in the reference code's names
 AUGMENTATIONS = ("translation", "cutout")
 

@@ -1,9 +1,11 @@
 """Sweeps: what each job of a multirun leaves behind, and the summary table of a whole sweep.
 
 Every training job writes `metrics.json` into its run directory (`run_job`): how it ended, its final metrics,
-its best value of the optimized metric (and the epoch and checkpoint of it), and how long it trained. When a
+its best value of the optimized metric (and the epoch and checkpoint of it), how long it trained, and the training
+watchman's alarms (`health`, empty when none fired). When a
 multirun ends, the `SweepSummary` Hydra callback (conf/hydra/default.yaml) reads the job directories and writes
-`summary.csv` and `summary.md` into the sweep directory, best job first; `python scripts/summarize_sweep.py
+`summary.csv` and `summary.md` into the sweep directory, best job first, with a health column (so a collapsed job
+does not pass for a merely bad one); `python scripts/summarize_sweep.py
 SWEEP_DIR` rebuilds them from the files alone. Nothing here imports torch: summarizing is quick.
 """
 
@@ -24,12 +26,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
+from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, TrainingStopped, UserError, fail
 from gan_lightning.files import Staging, write_json
 
 log = logging.getLogger(__name__)
 
 RESULT = "metrics.json"  # in each job's run directory
+HEALTH = "health.json"  # in the same: the training watchman's alarms so far (`gan_lightning.callbacks.health`)
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"  # in the sweep directory
 COMPLETED = "completed"
 
@@ -99,6 +102,8 @@ def run_job(cfg: DictConfig, train: Callable[[DictConfig], dict[str, float]]) ->
     try:
         metrics = train(cfg)
         status = COMPLETED
+    except TrainingStopped as e:  # the watchman stopped it, as asked: not an error, and not completed either
+        status, message, metrics = f"stopped: {e.alarm}", str(e), e.metrics
     except TrainingDiverged as e:
         status, message = "diverged", str(e)
         if not _in_multirun():
@@ -138,7 +143,17 @@ def _write_result(cfg: DictConfig, status: str, message: str | None, metrics: di
         "final": {name: _finite(value) for name, value in sorted(metrics.items())},
         "best": best,
         "seconds": round(seconds, 3),
+        "health": _read_health(run_dir),
     })
+
+
+def _read_health(run_dir: Path) -> list[dict[str, Any]]:
+    """The watchman's alarms (`HEALTH`): none when it did not run or wrote nothing."""
+    try:
+        alarms = json.loads((run_dir / HEALTH).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return alarms if isinstance(alarms, list) else []
 
 
 # ---- a sweep ------------------------------------------------------------------------------------------------
@@ -157,6 +172,7 @@ class Job:
     best_epoch: int | None = None
     checkpoint: str | None = None  # relative to the sweep directory when inside it
     seconds: float | None = None
+    health: list[str] = field(default_factory=list)  # the watchman's alarms, as "name@epoch"
 
 
 @dataclass
@@ -190,8 +206,9 @@ def _read_job(sweep_dir: Path, job_dir: Path) -> Job:
     checkpoint = best.get("checkpoint")
     if checkpoint and not Path(checkpoint).is_absolute():
         checkpoint = (Path(name) / checkpoint).as_posix()
+    health = [f"{a.get('name')}@{a.get('epoch')}" for a in result.get("health") or [] if isinstance(a, dict)]
     return Job(name, overrides, result.get("status", "unreadable"), result.get("message"), result.get("final") or {},
-               best.get("value"), best.get("epoch"), checkpoint, result.get("seconds"))
+               best.get("value"), best.get("epoch"), checkpoint, result.get("seconds"), health)
 
 
 def _sweep_settings(sweep_dir: Path, job_dirs: list[Path]) -> tuple[str, bool]:
@@ -222,7 +239,7 @@ def summarize(sweep_dir: str | Path) -> Summary:
     jobs = [_read_job(sweep_dir, d) for d in job_dirs]
 
     def score(job: Job) -> float | None:
-        if job.status != COMPLETED:
+        if job.status != COMPLETED and not job.status.startswith("stopped: "):
             return None
         return job.best_value if job.best_value is not None else job.final.get(metric)
 
@@ -235,12 +252,12 @@ def summarize(sweep_dir: str | Path) -> Summary:
 def _columns(summary: Summary) -> list[str]:
     metric = summary.metric
     finals = sorted({k for j in summary.jobs for k in j.final if k.startswith("val/") and k != metric})
-    return ["job", "status", "overrides", f"best {metric}", "best epoch", f"final {metric}",
+    return ["job", "status", "health", "overrides", f"best {metric}", "best epoch", f"final {metric}",
             *(f"final {k}" for k in finals), "seconds", "best checkpoint", "message"]
 
 
 def _row(summary: Summary, job: Job, columns: list[str]) -> dict[str, Any]:
-    row = {"job": job.name, "status": job.status,
+    row = {"job": job.name, "status": job.status, "health": " ".join(job.health) or ("-" if job.status in ("unfinished", "unreadable") else "no alarm"),
            "overrides": " ".join(o for o in job.overrides if o not in summary.common),
            f"best {summary.metric}": job.best_value, "best epoch": job.best_epoch,
            "seconds": None if job.seconds is None else round(job.seconds, 1),

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.func import functional_call
 
-from gan_lightning.callbacks import LAST, LOGGED_QUALITY, CheckpointOnInterrupt, LastCheckpoint
+from gan_lightning.callbacks import LAST, LOGGED_QUALITY, CheckpointOnInterrupt, LastCheckpoint, TrainingHealth
 from gan_lightning.checkpoint import check_fits, load_checkpoint
 from gan_lightning.config import (
     CONFIG_DIR,
@@ -33,7 +33,7 @@ from gan_lightning.config import (
     given_keys,
     override,
 )
-from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, UserError, fail
+from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, TrainingStopped, UserError, fail
 from gan_lightning.hardware import explain_precision
 from gan_lightning.sweeps import run_job
 
@@ -179,13 +179,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except TrainingDiverged as e:
         last = next((c.saved for c in callbacks if isinstance(c, LastCheckpoint) and c.saved), None)
         resume = f"last good checkpoint: {last}" if last else "no checkpoint was saved yet"
-        raise TrainingDiverged(f"{e}; {resume}; try a lower optimizer.lr") from None
+        raise TrainingDiverged(f"{e}; {resume}; try a lower optimizer.lr", e.where) from None
     except SystemExit:  # Lightning ends a run stopped by SIGTERM or Ctrl-C this way
         stopped = next((c for c in callbacks if isinstance(c, CheckpointOnInterrupt) and c.signal_name), None)
         if stopped is None:
             raise
         raise TrainingInterrupted(stopped.signal_name, stopped.saved) from None
-    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    watchman = next((c for c in callbacks if isinstance(c, TrainingHealth) and c.stopped_by), None)
+    if watchman is not None:  # callbacks.health.action=stop
+        alarm = watchman.stopped_by
+        last = next((c.saved for c in callbacks if isinstance(c, LastCheckpoint) and c.saved), None)
+        resume = "no checkpoint was saved" if last is None else (
+            f"checkpoints kept in {last.parent}; to train on regardless: "
+            + resume_command(_overrides(), last, ["callbacks.health.action=warn"]))
+        message = f"stopped by the training watchman: {alarm.name} at epoch {alarm.epoch}; {resume}"
+        log.warning(message)
+        raise TrainingStopped(alarm.name, message, metrics)
+    return metrics
+
+
+def _overrides() -> list[str]:
+    """The run's command-line overrides (none when `train` is called outside Hydra, e.g. from a test)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
@@ -210,11 +226,13 @@ def _resume_hint(checkpoint: Path | None) -> str:
     return f"checkpoint saved to {checkpoint}; resume with: {command}"
 
 
-def resume_command(overrides: list[str], checkpoint: Path) -> str:
-    """The shell command that resumes a run of these overrides from `checkpoint`: the path is quoted for Hydra's
-    override parser where it needs that (`ckpt_path="/my runs (2)/last.ckpt"`), then every argument for the shell."""
-    kept = [o for o in overrides if not o.startswith("ckpt_path=")]
-    arguments = [*kept, override("ckpt_path", str(checkpoint))]
+def resume_command(overrides: list[str], checkpoint: Path, extra: list[str] = ()) -> str:
+    """The shell command that resumes a run of these overrides from `checkpoint` (with the `extra` overrides, which
+    replace those of the same keys): the path is quoted for Hydra's override parser where it needs that
+    (`ckpt_path="/my runs (2)/last.ckpt"`), then every argument for the shell."""
+    replaced = {"ckpt_path", *(o.split("=", 1)[0] for o in extra)}
+    kept = [o for o in overrides if o.split("=", 1)[0] not in replaced]
+    arguments = [*kept, *extra, override("ckpt_path", str(checkpoint))]
     return " ".join(["python scripts/train.py", *map(shlex.quote, arguments)])
 
 

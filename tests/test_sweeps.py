@@ -61,15 +61,18 @@ def test_multirun_ends_with_a_summary_best_first_and_the_diverged_job_last(grid_
     assert (grid_sweep / good["best checkpoint"]).is_file()
     assert diverged["overrides"] == "optimizer.lr=1000000000000.0"
     assert diverged["best val/fid"] == "" and "training diverged" in diverged["message"]
+    # the watchman's column: the diverged job says what went wrong, the good one that nothing did
+    assert good["health"] == "no alarm" and diverged["health"] == "divergence@0"
 
     # each job's own record, and the Markdown table in the same order
     result = json.loads((grid_sweep / "1" / "metrics.json").read_text())
     assert result["status"] == "completed" and result["best"]["checkpoint"] == "checkpoints/best_fid.ckpt"
+    assert result["health"] == []
     assert result["final"]["val/fid"] == pytest.approx(float(good["final val/fid"]))
     table = [line for line in (grid_sweep / "summary.md").read_text().splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| job | status | overrides | best val/fid |")
-    assert table[1].startswith("| 1 | completed | optimizer.lr=0.0002 |")
-    assert table[2].startswith("| 0 | diverged |")
+    assert table[0].startswith("| job | status | health | overrides | best val/fid |")
+    assert table[1].startswith("| 1 | completed | no alarm | optimizer.lr=0.0002 |")
+    assert table[2].startswith("| 0 | diverged | divergence@0 |")
 
 
 @pytest.mark.slow

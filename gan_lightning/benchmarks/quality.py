@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from gan_lightning.benchmarks.recipes import DEFAULT_OUT, run
+from gan_lightning.callbacks.health import replay
 from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import COLUMNS as EVALUATE_COLUMNS
 from gan_lightning.evaluate import evaluate_sampler, labelled_samples
@@ -136,6 +137,14 @@ def validation_curves(run_dir: Path) -> dict[str, list[float]]:
     return curves
 
 
+def health(run_dir: Path) -> str:
+    """The training watchman's alarms for a run, replayed from its logs (a default recipe should raise none)."""
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        return "not known (a run of an older version keeps no config to replay it with)"
+    alarms = replay(run_dir)
+    return ", ".join(f"{a.name} at epoch {a.epoch}" for a in alarms) or "no alarm"
+
+
 def plot_curves(curves: dict[str, dict[int, dict[str, list[float]]]], path: Path) -> None:
     """One column per model, one row per metric (FID, precision, recall), a line per seed; written as a PNG."""
     import matplotlib
@@ -225,7 +234,8 @@ def benchmark(argv=None) -> None:
     print()
     for (model, seed), record in records.items():
         took = f" in {record['minutes']:.1f} min" if "minutes" in record else ""
-        print(f"{model}, seed {seed}: {record['epochs']} epochs{took}; {record['checkpoint']}")
+        print(f"{model}, seed {seed}: {record['epochs']} epochs{took}; {record['checkpoint']}; "
+              f"health: {health(Path(record['checkpoint']).parent.parent)}")
     print("\n" + "\n".join(check_targets(models, real)))
     curves = {model: {seed: validation_curves(Path(records[model, seed]["checkpoint"]).parent.parent)
                       for seed in args.seeds} for model in budgets}

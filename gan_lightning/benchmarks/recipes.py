@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lightning.config import compose_config
 from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import evaluate_sampler, format_table
-from gan_lightning.files import Staging, write_json
+from gan_lightning.files import Staging, write_file, write_json
 from gan_lightning.metrics import reference_row
 from gan_lightning.sampling.outputs import sample_grid, save_png
 from gan_lightning.sampling.sampler import Sampler
@@ -97,6 +97,8 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     if resume:
         cfg.ckpt_path = str(last)
     write_json(result_file, record, key="--out")
+    # the run's config where Hydra keeps it, for the tools that read a run folder (scripts/check_health.py)
+    write_file(folder / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg), key="--out")
     start = time.perf_counter()
     train(cfg)
     record.update(minutes=(time.perf_counter() - start) / 60, resumed=resume, checkpoint=str(last))

@@ -166,14 +166,15 @@ class GAN(L.LightningModule):
             self.untoggle_optimizer(opt_g)
             self._update_ema()
 
-        for name, value in logs.items():  # for the epoch means (an addition on the device, no read)
+        # D(x), D(G(z)): probabilities for BCE, raw critic scores for hinge and WGAN-GP
+        scores = {"train/d_real": self._score(d_real.detach()), "train/d_fake": self._score(d_fake.detach())}
+        for name, value in (logs | scores).items():  # for the epoch means (an addition on the device, no read)
             total, count = self._epoch_totals.get(name, (0.0, 0))
             self._epoch_totals[name] = (total + value, count + 1)
         if self._logs_this_step():
             self._check_finite()  # on a GPU: here, where the logs read the device anyway
             self.log_dict(logs, prog_bar=True)
-            # D(x), D(G(z)): probabilities for BCE, raw critic scores for hinge and WGAN-GP
-            self.log_dict({"train/d_real": self._score(d_real.detach()), "train/d_fake": self._score(d_fake.detach())})
+            self.log_dict(scores)
 
     def _step(self, optimizer, loss: torch.Tensor, name: str, batch_idx: int) -> None:
         """Backward and step, once `loss` is known finite (on a CPU, where reading it costs nothing; on a GPU the
@@ -211,6 +212,8 @@ class GAN(L.LightningModule):
         return batches_done % every == 0 or self.trainer.should_stop
 
     def _score(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's mean output in fp32 (an epoch's sum of bf16 means would stop growing after a few hundred steps)."""
+        logits = logits.float()
         return torch.sigmoid(logits).mean() if self.hparams.loss == "bce" else logits.mean()
 
     def _update_ema(self) -> None:
@@ -222,11 +225,14 @@ class GAN(L.LightningModule):
         divergence = self._divergence.check(
             lambda finite: self.trainer.strategy.reduce_boolean_decision(finite, all=True))
         if divergence is not None:
-            raise TrainingDiverged(str(divergence))
+            where = None if divergence.batch < 0 else (divergence.name, divergence.epoch, divergence.global_step,
+                                                         divergence.value)  # unknown: on another process
+            raise TrainingDiverged(str(divergence), where)
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()
-        # every run shows its losses, also one shorter than trainer.log_every_n_steps batches
+        # every run shows its losses and D(x), D(G(z)) as epoch means (`train/d_loss_epoch`, ...), also one shorter
+        # than trainer.log_every_n_steps batches; the training watchman (`callbacks.health`) reads them
         self.log_dict({f"{name}_epoch": total / count for name, (total, count) in self._epoch_totals.items()})
         self._epoch_totals = {}
 

@@ -1,0 +1,157 @@
+"""Does the training watchman fire on runs that have a problem, and only on those?
+
+`python scripts/benchmark_health.py --epochs 4`
+
+Trains each case below with `python scripts/train.py` (seed 0, `--epochs` epochs of full MNIST) into
+`<out>/<case>`: three runs that go wrong in a known way and, beside them, the default models, which should raise
+no alarm. A case whose folder holds a finished run is not trained again (`--retrain` forces it). Then it replays
+every run's logs with the watchman's rules (`gan_lightning.callbacks.health.replay`), checks that they give the
+alarms the run raised live (`health.json`), prints one table (each case's alarms, the epoch of each, and whether
+the expected one fired) and draws `health.png`: per case, the signal of its alarm against its threshold and the
+validation FID, with the moment each alarm fired.
+"""
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from gan_lightning.callbacks.health import replay
+from gan_lightning.errors import UserError, fail
+from gan_lightning.files import write_file
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = Path("outputs/benchmark_health")
+
+# case -> (overrides, the alarm expected: None for none at all)
+CASES = {
+    # G never learns (its learning rate 0: the key that tests use to freeze G): D separates at once
+    "frozen_g": (["model=dcgan", "optimizer.generator.lr=0"], "saturation"),
+    # D's learning rate 100 times the default
+    "d_lr_0.02": (["model=vanilla", "optimizer.d_lr=0.02"], "saturation"),
+    # the Vanilla GAN without its guards against collapse (minibatch std, EMA), G's learning rate 100 times D's: G
+    # chases whatever D cannot yet tell apart, and draws a few images
+    "collapse": (["model=vanilla", "model.discriminator.minibatch_std=0", "model.ema_decay=0", "optimizer.lr=2e-3",
+                  "optimizer.d_lr=2e-5"], "collapse"),
+    "vanilla": (["model=vanilla"], None),
+    "dcgan": (["model=dcgan"], None),
+    "cgan": (["model=cgan"], None),
+}
+
+
+def train_case(case: str, epochs: int, out: Path, retrain: bool) -> Path:
+    """The case's run folder, trained unless it already holds a finished run of these overrides."""
+    folder = out / case
+    overrides = [*CASES[case][0], f"trainer.max_epochs={epochs}", "seed=0", "trainer.enable_progress_bar=false"]
+    result = folder / "metrics.json"
+    if result.is_file() and not retrain:
+        recorded = (folder / ".hydra" / "overrides.yaml").read_text()
+        if all(o in recorded for o in overrides):
+            return folder
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, f"hydra.run.dir={folder}"]
+    print(f"training {case}: {' '.join(overrides)}", flush=True)
+    subprocess.run(command, check=True)
+    return folder
+
+
+def signal_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """(epoch, value) per logged epoch of what the plot shows: validation FID, D's epoch-mean loss and the
+    coverage fractions of the real row."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (folder,) = {p.parent for p in run_dir.glob("tensorboard/events.out.tfevents.*")}
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
+    scalars = {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+    epochs = scalars.get("epoch", {})
+
+    def curve(tag: str) -> list[tuple[int, float]]:
+        return [(int(epochs.get(step, i)), value) for i, (step, value) in enumerate(sorted(scalars.get(tag, {}).items()))]
+
+    curves = {"val/fid": curve("val/fid"), "train/d_loss_epoch": curve("train/d_loss_epoch")}
+    for name in ("min_class_share", "recall"):
+        real = dict(curve(f"val/real_{name}"))
+        curves[f"{name} / real"] = [(e, v / real[e]) for e, v in curve(f"val/{name}") if real.get(e)]
+    return curves
+
+
+def plot(runs: dict[str, tuple[Path, list]], thresholds: dict, path: Path) -> None:
+    """One panel per case: its alarm's signal (left axis, with the threshold) and the validation FID (right axis,
+    log), a vertical line where each alarm fired."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), squeeze=False)
+    for ax, (case, (run_dir, alarms)) in zip(axes[0], runs.items(), strict=True):
+        curves, expected = signal_curves(run_dir), CASES[case][1]
+        if expected == "collapse":
+            for name in ("min_class_share / real", "recall / real"):
+                ax.plot(*zip(*curves[name], strict=True), marker=".", label=name)
+            ax.axhline(thresholds["collapse_absent"], color="grey", linestyle="--", label="absent threshold")
+        else:
+            ax.plot(*zip(*curves["train/d_loss_epoch"], strict=True), marker=".", label="D's loss (epoch mean)")
+            ax.axhline(thresholds["saturation"], color="grey", linestyle="--", label="saturation threshold")
+        fid_axis = ax.twinx()
+        fid_axis.plot(*zip(*curves["val/fid"], strict=True), color="black", alpha=0.5, marker=".", label="val FID")
+        fid_axis.set_yscale("log")
+        for alarm in alarms:
+            ax.axvline(alarm.epoch, color="red", alpha=0.6)
+            ax.annotate(alarm.name, (alarm.epoch, ax.get_ylim()[1]), color="red", rotation=90, va="top", fontsize=8)
+        ax.set_title(f"{case}: {' '.join(CASES[case][0])}", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, loc="center right")
+    figure.tight_layout()
+    write_file(path, lambda file: figure.savefig(file, format="png", dpi=80), key="--out")
+    plt.close(figure)
+
+
+def main(argv=None) -> None:
+    try:
+        benchmark(argv)
+    except UserError as e:
+        fail(e)
+
+
+def benchmark(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of each case's run")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the runs go")
+    parser.add_argument("--retrain", action="store_true", help="train again the cases that have a run")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
+    if importlib.util.find_spec("matplotlib") is None:  # found missing before the training, not after
+        raise UserError("benchmark_health.py draws its plot with matplotlib, which is not installed: "
+                        "pip install -e '.[bench]'")
+    runs, lines = {}, []
+    for case in args.cases:
+        run_dir = train_case(case, args.epochs, args.out, args.retrain)
+        alarms = replay(run_dir)
+        live = [(a["name"], a["epoch"]) for a in json.loads((run_dir / "health.json").read_text())]
+        replayed = [(a.name, a.epoch) for a in alarms if a.name != "divergence"]
+        expected = CASES[case][1]
+        fired = [a for a in alarms if a.name == expected]
+        ok = bool(fired) if expected else not alarms
+        lines.append(f"| {case} | {expected or 'none'} | "
+                     f"{', '.join(f'{a.name} at epoch {a.epoch}' for a in alarms) or 'no alarm'} | "
+                     f"{'yes' if live == replayed else f'NO (live: {live})'} | {'PASS' if ok else 'FAIL'} |")
+        runs[case] = (run_dir, alarms)
+    print(f"\nThe watchman on {args.epochs}-epoch runs (seed 0; epochs counted from 0)\n")
+    print("| case | expected | alarms | replay = live | |\n|---|---|---|---|---|")
+    print("\n".join(lines))
+    config = json.loads(json.dumps(_defaults()))
+    picture = args.out / "health.png"
+    plot(runs, config, picture)
+    print(f"\nsignals, thresholds and alarms: {picture}")
+
+
+def _defaults() -> dict:
+    """The thresholds the plot draws: the watchman's defaults (conf/callbacks/default.yaml)."""
+    from gan_lightning.callbacks.health import TrainingHealth
+
+    rules = TrainingHealth(dirpath=".").rules
+    return {"collapse_absent": rules["collapse_absent"], "saturation": rules["saturation_threshold"]["bce"]}
