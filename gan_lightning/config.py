@@ -132,6 +132,7 @@ def validate(cfg: DictConfig) -> None:
         checks.integer(cfg, "callbacks.health.saturation_epochs", 1)
         for loss in options.LOSSES:
             checks.positive_number(cfg, f"callbacks.health.saturation_threshold.{loss}")
+        checks.positive_number(cfg, "callbacks.health.divergence_factor")
     monitor = checks.value(cfg, "callbacks.best_checkpoint.monitor")
     no_quality = not quality or checks.value(cfg, "trainer.limit_val_batches") in (0, 0.0)
     if monitor is not None and str(monitor).startswith("val/") and no_quality:

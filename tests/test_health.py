@@ -54,21 +54,25 @@ def test_saturation_is_defined_per_loss(loss, d_loss, d_real, d_fake, expected):
 
 
 def test_collapse_is_judged_against_the_real_row_and_the_runs_own_best():
-    judge = Judge("bce", collapse_drop=0.5, collapse_absent=0.1, collapse_after=2)
     real = {"val/real_min_class_share": 0.09, "val/real_recall": 0.9, "val/real_coverage": 0.8}
 
-    def validation(epoch, share, recall, coverage):
+    def validation(judge, epoch, share, recall, coverage):
         metrics = {**real, "val/min_class_share": share, "val/recall": recall, "val/coverage": coverage}
         return [a.name for a in judge.validation(metrics, epoch, epoch * 100)]
 
-    assert validation(0, 0.005, 0.05, 0.05) == []  # a first epoch draws unevenly: no alarm yet
-    assert validation(0, 0.005, 0.005, 0.02) == []  # and a drop from a few samples is noise, not collapse
-    assert validation(1, 0.07, 0.6, 0.5) == []
-    assert validation(2, 0.085, 0.8, 0.7) == []
-    assert validation(3, 0.08, 0.35, 0.6) == ["collapse"]  # recall fell to under half of its best fraction
-    assert validation(4, 0.08, 0.3, 0.6) == []  # the same episode: said once
-    assert validation(5, 0.08, 0.75, 0.7) == []  # over
-    assert validation(6, 0.004, 0.75, 0.7) == ["collapse"]  # a class all but gone: a new episode
+    judge = Judge("bce", collapse_drop=0.5, collapse_from=0.25, collapse_absent=0.1, collapse_after=2)
+    assert validation(judge, 0, 0.9, 0.9, 0.8) == []  # the first two validations are not judged, nor a best
+    assert validation(judge, 1, 0.0, 0.001, 0.02) == []
+    assert validation(judge, 2, 0.07, 0.6, 0.5) == []
+    assert validation(judge, 3, 0.085, 0.8, 0.7) == []
+    assert validation(judge, 4, 0.08, 0.35, 0.6) == ["collapse"]  # recall fell under half of its best fraction
+    assert validation(judge, 5, 0.08, 0.3, 0.6) == []  # the same episode: said once
+    assert validation(judge, 6, 0.08, 0.75, 0.7) == []  # over
+    assert validation(judge, 7, 0.004, 0.75, 0.7) == ["collapse"]  # a class all but gone: a new episode
+
+    judge = Judge("bce", collapse_after=0)
+    assert validation(judge, 0, 0.08, 0.09, 0.1) == []
+    assert validation(judge, 1, 0.08, 0.0, 0.0) == []  # from a best of a few samples, a drop is noise
 
 
 # ---- on real batches ------------------------------------------------------------------------------------------
@@ -131,6 +135,16 @@ def test_action_stop_ends_the_run_on_its_first_alarm_with_a_status_that_names_it
 
 
 @pytest.mark.slow
+def test_a_discriminator_learning_100_times_too_fast_is_caught(tmp_path):
+    """optimizer.d_lr=0.02: the Vanilla GAN's D swings to confidently wrong outputs; its BCE loss, averaged over
+    the epoch, is many times its value at chance (docs/health.md)."""
+    train(compose_run(tmp_path, "model=vanilla", "optimizer.d_lr=0.02", "trainer.limit_train_batches=40"))
+    (alarm,) = _health(tmp_path)
+    assert alarm["name"] == "divergence" and alarm["epoch"] == 0
+    assert alarm["evidence"]["d_loss"] >= 10 * alarm["evidence"]["at chance"]
+
+
+@pytest.mark.slow
 def test_a_collapsing_recipe_raises_collapse(tmp_path):
     cfg = compose_run(tmp_path, *COLLAPSE, "trainer.max_epochs=3", "callbacks.health.collapse_after=1")
     train(cfg)
@@ -181,3 +195,13 @@ def test_the_evidence_of_an_alarm_is_finite_or_null():
                                      "train/d_fake_epoch": -15.0}, 0, 100)
     assert alarm.name == "saturation" and math.isclose(alarm.evidence["D(x)"], 10.0)
     assert "D(x) - D(G(z)) >= 20.0" in alarm.line()
+
+
+def test_a_d_loss_far_above_chance_is_divergence_for_bce_and_hinge_only():
+    epoch = {"train/d_real_epoch": 0.83, "train/d_fake_epoch": 0.2}
+    assert [a.name for a in Judge("bce").training_epoch({**epoch, "train/d_loss_epoch": 277.0}, 0, 1)] == ["divergence"]
+    assert Judge("bce").training_epoch({**epoch, "train/d_loss_epoch": 1.3}, 0, 1) == []
+    assert [a.name for a in Judge("hinge").training_epoch({**epoch, "train/d_loss_epoch": 25.0}, 0, 1)] == ["divergence"]
+    # a WGAN critic's loss has no value at chance
+    judge = Judge("wgan-gp", saturation_threshold={"wgan-gp": 10.0})
+    assert judge.training_epoch({**epoch, "train/d_loss_epoch": 277.0}, 0, 1) == []

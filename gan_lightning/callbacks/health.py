@@ -2,13 +2,15 @@
 
 - `collapse`: at a validation, the samples cover fewer classes or fewer modes than they did: the rarest class's
   share, recall or coverage, each as a fraction of its real-data row (`val/real_*`), fell below `collapse_drop` of
-  its best fraction so far, once that best reached `collapse_from`; or the rarest class is all but absent (under `collapse_absent` of its real share) once
-  the first `collapse_after` validations are past.
+  its best fraction so far, once that best reached `collapse_from`; or the rarest class is all but absent (under
+  `collapse_absent` of its real share). The first `collapse_after` validations are not judged.
 - `saturation`: D separates real and fake almost perfectly in the means of `saturation_epochs` epochs in a row,
   read from its loss and outputs per loss, since only BCE's outputs are probabilities (`saturated`).
 - `stall`: `val/fid` has not improved for `stall_patience` validations: Lightning's `EarlyStopping`, of which
   this callback is one, decides it.
-- `divergence`: a loss became NaN or inf (the module's guard stops the run; it is reported here like the others).
+- `divergence`: a loss became NaN or inf (the module's guard stops the run; it is reported here like the others),
+  or D's epoch-mean loss reached `divergence_factor` times its value at chance (BCE and hinge): D's outputs swing
+  to extremes, confidently wrong on some images.
 
 Each alarm is one log line (what, since when, the numbers, what to try), a text entry in TensorBoard
 (`health/<name>`), and an entry of `health.json` in the run folder, which `metrics.json` takes over as `health`.
@@ -47,8 +49,16 @@ ADVICE = {
                    "inputs (model.augment=[translation,cutout]) or check that G trains (optimizer.lr > 0)"),
     "stall": ("more epochs will not help at these settings: stop and use best_fid.ckpt, or decay the learning rates "
               "over the last epochs (optimizer.lr_decay_epochs)"),
-    "divergence": "try a lower optimizer.lr (and optimizer.d_lr), or gradient clipping (model.gradient_clip_val=1)",
+    "divergence": ("try lower learning rates (optimizer.lr, optimizer.d_lr), or gradient clipping "
+                   "(model.gradient_clip_val=1)"),
 }
+
+# the defaults of `saturated`'s thresholds, per loss (their reasons: conf/callbacks/default.yaml)
+SATURATION_THRESHOLD = {"bce": 0.1, "hinge": 0.1, "wgan-gp": 10.0}
+
+# D's loss when it says nothing (a logit of 0 for every image): 2 ln 2 for BCE, 2 for the hinge loss (the WGAN
+# critic's loss has no such value)
+CHANCE_LOSS = {"bce": 2 * math.log(2), "hinge": 2.0}
 
 # the signals of mode collapse, each logged as val/<name> beside its real-data row val/real_<name>
 COVERAGE_SIGNALS = ("min_class_share", "recall", "coverage")
@@ -99,7 +109,8 @@ class Judge:
     collapse_absent: float = 0.1
     collapse_after: int = 2
     saturation_epochs: int = 1
-    saturation_threshold: dict[str, float] = field(default_factory=dict)
+    saturation_threshold: dict[str, float] = field(default_factory=lambda: dict(SATURATION_THRESHOLD))
+    divergence_factor: float = 10.0
     best: dict[str, float] = field(default_factory=dict)
     validations: int = 0
     saturated_since: int | None = None
@@ -116,6 +127,8 @@ class Judge:
         if not fractions:
             return []
         self.validations += 1
+        if self.validations <= self.collapse_after:  # G is still finding the classes: not judged, nor a best
+            return self._update("collapse", False, epoch, step, {}, "")
         evidence, reasons = {}, []
         for name, fraction in fractions.items():
             best = self.best.get(name, 0.0)
@@ -124,15 +137,15 @@ class Judge:
                 reasons.append(f"{name} fell to {fraction:.2f} of the real row (best {best:.2f})")
             self.best[name] = max(best, fraction)
         share = fractions.get("min_class_share")
-        if share is not None and self.validations > self.collapse_after and share < self.collapse_absent:
+        if share is not None and share < self.collapse_absent:
             evidence |= {"val/min_class_share": metrics["val/min_class_share"],
                          "val/real_min_class_share": metrics["val/real_min_class_share"]}
             reasons.append(f"the rarest class is drawn at {share:.2f} of its real share")
         return self._update("collapse", bool(evidence), epoch, step, evidence, "; ".join(reasons))
 
     def training_epoch(self, metrics: Mapping[str, float], epoch: int, step: int) -> list[Alarm]:
-        """Saturation, from the epoch means of D's loss and outputs (`train/d_loss_epoch`, `train/d_real_epoch`,
-        `train/d_fake_epoch`)."""
+        """Saturation, and a D loss far above chance, from the epoch means of D's loss and outputs
+        (`train/d_loss_epoch`, `train/d_real_epoch`, `train/d_fake_epoch`)."""
         names = ("train/d_loss_epoch", "train/d_real_epoch", "train/d_fake_epoch")
         if any(metrics.get(n) is None for n in names):
             return []
@@ -148,7 +161,14 @@ class Judge:
         message = (f"{what} {threshold} for {self.saturated_epochs} epoch(s): D(x) {d_real:.4g}, "
                    f"D(G(z)) {d_fake:.4g}, d_loss {d_loss:.4g}")
         on = self.saturated_epochs >= self.saturation_epochs
-        return self._update("saturation", on, epoch, step, evidence, message, since=self.saturated_since)
+        alarms = self._update("saturation", on, epoch, step, evidence, message, since=self.saturated_since)
+        chance = CHANCE_LOSS.get(self.loss)
+        if chance is not None:
+            exploded = d_loss >= self.divergence_factor * chance
+            message = (f"D's {self.loss} loss {d_loss:.4g} is {d_loss / chance:.0f} times its value at chance "
+                       f"({chance:.3g}): D is confidently wrong on some images, its outputs swinging to extremes")
+            alarms += self._update("divergence", exploded, epoch, step, {"d_loss": d_loss, "at chance": chance}, message)
+        return alarms
 
     def stall(self, on: bool, epoch: int, step: int, evidence: dict[str, float], message: str) -> list[Alarm]:
         return self._update("stall", on, epoch, step, evidence, message)
@@ -182,16 +202,17 @@ class TrainingHealth(EarlyStopping):
     def __init__(self, dirpath: str, action: str = "warn", stall_patience: int = 5, stall_min_delta: float = 0.0,
                  collapse_drop: float = 0.5, collapse_from: float = 0.25, collapse_absent: float = 0.1,
                  collapse_after: int = 2,
-                 saturation_epochs: int = 1, saturation_threshold: Mapping[str, float] | None = None):
+                 saturation_epochs: int = 1, saturation_threshold: Mapping[str, float] | None = None,
+                 divergence_factor: float = 10.0):
         # the values come checked from the config (`gan_lightning.config.validate`)
         assert action in options.HEALTH_ACTIONS and stall_patience >= 1 and saturation_epochs >= 1, action
         super().__init__(monitor="val/fid", mode="min", patience=stall_patience, min_delta=stall_min_delta,
                          strict=False, check_finite=False, check_on_train_epoch_end=False)
         self.dirpath, self.action = Path(dirpath), action
-        thresholds = dict(saturation_threshold or {"bce": 0.1, "hinge": 0.1, "wgan-gp": 10.0})
+        thresholds = dict(saturation_threshold or SATURATION_THRESHOLD)
         self.rules = {"collapse_drop": collapse_drop, "collapse_from": collapse_from, "collapse_absent": collapse_absent,
                       "collapse_after": collapse_after, "saturation_epochs": saturation_epochs,
-                      "saturation_threshold": thresholds}
+                      "saturation_threshold": thresholds, "divergence_factor": divergence_factor}
         self.judge: Judge | None = None
         self.alarms: list[Alarm] = []
         self.stopped_by: Alarm | None = None  # the alarm that stopped the run (action="stop")

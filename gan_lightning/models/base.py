@@ -233,7 +233,9 @@ class GAN(L.LightningModule):
         self._check_finite()
         # every run shows its losses and D(x), D(G(z)) as epoch means (`train/d_loss_epoch`, ...), also one shorter
         # than trainer.log_every_n_steps batches; the training watchman (`callbacks.health`) reads them
-        self.log_dict({f"{name}_epoch": total / count for name, (total, count) in self._epoch_totals.items()})
+        # the same means on every rank (one reduction per epoch), so that the watchman's decisions agree under DDP
+        self.log_dict({f"{name}_epoch": total / count for name, (total, count) in self._epoch_totals.items()},
+                      sync_dist=True)
         self._epoch_totals = {}
 
     def on_validation_epoch_start(self) -> None:
