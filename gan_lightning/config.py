@@ -101,6 +101,14 @@ def validate(cfg: DictConfig) -> None:
                         f"its k-nearest-neighbour balls need at least {MIN_REFERENCE_IMAGES} images; give a larger "
                         "data.val_size")
     max_epochs = checks.integer(cfg, "trainer.max_epochs", -1, optional=True)
+    # a run that would train nothing is refused, not reported as completed
+    if max_epochs == 0:
+        raise UserError("trainer.max_epochs=0 trains nothing: give a positive number of epochs (or -1: until stopped)")
+    if checks.value(cfg, "trainer.max_steps") == 0:
+        raise UserError("trainer.max_steps=0 trains nothing: give a positive number of steps, or -1 for no limit")
+    if checks.value(cfg, "trainer.limit_train_batches") in (0, 0.0):
+        raise UserError("trainer.limit_train_batches=0 trains on no batch: give a positive number (or fraction) of "
+                        "batches, or null for all")
     decay = checks.integer(cfg, "optimizer.lr_decay_epochs", 0)
     if decay and (max_epochs is None or max_epochs < decay):
         raise UserError(f"optimizer.lr_decay_epochs={decay} decays the learning rates over the last {decay} epochs "
@@ -143,6 +151,26 @@ def validate(cfg: DictConfig) -> None:
     for key in ("ckpt_path", "runs_dir"):
         checks.text(cfg, key, optional=True)
     checks.seed(cfg, "seed", optional=True)
+    _check_nonnegative(cfg)
+
+
+def _leaves(node: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key in node:
+        value = node._get_node(key)
+        path = f"{prefix}{key}"
+        keys += _leaves(value, f"{path}.") if isinstance(value, DictConfig) else [path]
+    return keys
+
+
+def _check_nonnegative(cfg: DictConfig) -> None:
+    """Every weight, decay and learning rate, wherever it is in the config (also one the chosen loss or model does
+    not use): a number >= 0. A learning rate of 0 stays allowed: it freezes a network (`optimizer.generator.lr=0`)."""
+    for key in _leaves(cfg):
+        name = key.rpartition(".")[2]
+        if key.startswith("hydra.") or not (name.endswith(("weight", "_decay")) or name in ("lr", "d_lr")):
+            continue
+        checks.number(cfg, key, 0)
 
 
 # paths.output_dir's default: Hydra's run folder, known only once the run has started
@@ -315,10 +343,18 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train", wi
     """The config Hydra would build for these overrides (single values, no sweeps), its values checked (`validate`)
     when it is the training config; `with_hydra`: with its `hydra` node (run and sweep folders...), whose runtime
     values are unset."""
+    cfg = _compose(overrides, config_name, with_hydra)
+    if config_name == "train":
+        _check_booleans(overrides, cfg)
+        validate(cfg)
+    return cfg
+
+
+def _compose(overrides: Sequence[str], config_name: str, with_hydra: bool = False) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
+            return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise UserError(_explain(e)) from None
     except TypeError as e:  # what Hydra trips over, e.g. numbers where a config group wants option names (model=[1])
@@ -326,9 +362,28 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train", wi
                         "option names, e.g. model=cgan") from None
     finally:
         GlobalHydra.instance().clear()
-    if config_name == "train":
-        validate(cfg)
-    return cfg
+
+
+def _check_booleans(overrides: Sequence[str], cfg: DictConfig) -> None:
+    """A key that is true or false in the config (for the groups chosen) takes only true or false: `maybe`, `1` or
+    `yes` is refused rather than read as true."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    is_group = [(CONFIG_DIR / o.key_or_group).is_dir() for o in parsed]
+    values = [o for o, group in zip(parsed, is_group, strict=True) if not group and not o.is_delete()]
+    if not values:
+        return
+    defaults = _compose([o.input_line for o, group in zip(parsed, is_group, strict=True) if group], "train")
+    for o in values:
+        key = o.key_or_group
+        if key in NOT_ONLY_BOOLEAN and NOT_ONLY_BOOLEAN[key](checks.value(cfg, key)):
+            continue
+        if isinstance(OmegaConf.select(defaults, key, default=None, throw_on_resolution_failure=False), bool):
+            checks.boolean(cfg, key)
+
+
+# keys false by default that Lightning also takes other values for
+NOT_ONLY_BOOLEAN = {"trainer.deterministic": lambda v: v == "warn",
+                    "trainer.fast_dev_run": lambda v: checks.is_int(v) and v >= 0}
 
 
 def given_keys(overrides: Sequence[str]) -> set[str]:

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -134,6 +138,23 @@ EVAL = "callbacks.quality.eval_samples"
     (["model.augment=7"], "model.augment must be a list of augmentations"),
     # a sweep is checked for every value, not just the first
     (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
+    # a run that would train nothing
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 trains nothing"),
+    (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains on no batch"),
+    (["trainer.limit_train_batches=0.0"], "trainer.limit_train_batches=0 trains on no batch"),
+    # a key that is true or false takes nothing else, wherever it is
+    (["data.download=maybe"], "data.download must be true or false, got 'maybe'"),
+    (["model.compile=yes"], "model.compile must be true or false, got 'yes'"),
+    (["trainer.enable_progress_bar=1"], "trainer.enable_progress_bar must be true or false, got 1"),
+    (["model=vanilla", "model.discriminator.spectral_norm=maybe"], "model.discriminator.spectral_norm must be true"),
+    (["trainer.fast_dev_run=maybe"], "trainer.fast_dev_run must be true or false"),
+    # a negative weight, decay or learning rate, also one the chosen loss or model does not use
+    (["model.gp_weight=-1"], "model.gp_weight must be a number >= 0, got -1"),
+    (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay must be a number >= 0, got -0.1"),
+    (["optimizer.generator.lr=-1"], "optimizer.generator.lr must be a number >= 0, got -1"),
+    (["model=infogan", "model.continuous_weight=-1"], "model.continuous_weight must be a number >= 0"),
+    (["callbacks.health.action=maybe"], "callbacks.health.action='maybe' is not one of: warn, stop"),
 ])
 @pytest.mark.slow
 def test_bad_values_name_the_key(overrides, message):
@@ -143,9 +164,25 @@ def test_bad_values_name_the_key(overrides, message):
     assert "\n" not in str(error.value)
 
 
+def test_what_lightning_also_takes_and_a_frozen_generator_stay_accepted():
+    for overrides in (["trainer.deterministic=warn"], ["trainer.fast_dev_run=2"], ["optimizer.generator.lr=0"],
+                      ["model=dcgan", "model.discriminator.spectral_norm=false"]):
+        check_overrides(overrides)
+
+
 def test_good_sweep_passes_the_check():
     check_overrides(["model.noise_dim=32,64,128", "optimizer.lr=1e-4,2e-4", "model=cgan"])
     check_overrides(["~callbacks.quality", "~callbacks.best_checkpoint"])
     check_overrides(["data.val_size=0", "~callbacks.quality", "~callbacks.best_checkpoint"])
     check_overrides(["callbacks.quality.eval_samples=2,10000", "callbacks.quality.kid_subset_size=2"])
     check_overrides(["model.augment=[translation,cutout]"])
+
+
+@pytest.mark.parametrize("override", ["trainer.max_epochs=0", "trainer.limit_train_batches=0", "data.download=maybe"])
+def test_the_command_line_refuses_a_run_that_trains_nothing_or_a_boolean_that_is_not(tmp_path, override):
+    """One `error:` line, exit code 2, and no run folder: it never started (not a "completed" run of 0 epochs)."""
+    done = subprocess.run([sys.executable, str(CONFIG_DIR.parent / "scripts" / "train.py"), override], check=False,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -111,7 +111,7 @@ def test_a_frozen_generator_saturates_d_whatever_the_loss(tmp_path, loss):
     (saturation,) = [a for a in _health(tmp_path) if a["name"] == "saturation"]
     evidence = saturation["evidence"]
     if loss == "bce":  # probabilities
-        assert evidence["d_loss"] <= 0.1 and evidence["D(x)"] > 0.9 > 0.1 > evidence["D(G(z))"]
+        assert evidence["d_loss"] <= 0.1 and evidence["D(x)"] > 0.9 and evidence["D(G(z))"] < 0.1
     else:  # the critic's Wasserstein estimate
         assert evidence["D(x)"] - evidence["D(G(z))"] >= 10.0
 
@@ -205,3 +205,14 @@ def test_a_d_loss_far_above_chance_is_divergence_for_bce_and_hinge_only():
     # a WGAN critic's loss has no value at chance
     judge = Judge("wgan-gp", saturation_threshold={"wgan-gp": 10.0})
     assert judge.training_epoch({**epoch, "train/d_loss_epoch": 277.0}, 0, 1) == []
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_watchmans_alarms_and_episodes(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(compose_run(first, *FROZEN_G, "trainer.max_epochs=2", "~callbacks.quality", "~callbacks.best_checkpoint"))
+    (alarm,) = _health(first)
+    assert alarm["name"] == "saturation"
+    train(compose_run(second, *FROZEN_G, "trainer.max_epochs=3", "~callbacks.quality", "~callbacks.best_checkpoint",
+                      f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
+    assert _health(second) == [alarm]  # still saturated at epoch 2: the same episode, not a second alarm
