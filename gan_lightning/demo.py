@@ -28,7 +28,7 @@ from gan_lightning import checks
 from gan_lightning import tool_config as conf
 from gan_lightning.errors import UserError, fail
 from gan_lightning.options import VARIANTS
-from gan_lightning.pretrained import BUNDLED
+from gan_lightning.pretrained import BUNDLED, bundled_name
 from gan_lightning.sampling.outputs import frame_pictures, sample_grid, save_gif
 from gan_lightning.sampling.sampler import Sampler
 
@@ -240,10 +240,10 @@ def check_address(host: str, port: int) -> None:
             raise UserError(f"cannot serve on host={host} ({e.strerror or e}); {NETWORK_HINT}") from None
 
 
-def open_models(source: str, device) -> tuple[str, dict[str, Sampler]]:
+def open_models(source: str | Path, device) -> tuple[str, dict[str, Sampler]]:
     """The model to open (a bundled one or the user's own) and every bundled model, by the label the page shows.
     -> (the first one's label, {label: sampler})."""
-    first = f"{VARIANTS[source]} ({source})" if source in BUNDLED else f"your model: {Path(source).name}"
+    first = f"{VARIANTS[source]} ({source})" if bundled_name(source) else f"your model: {Path(source).name}"
     samplers = {first: Sampler.load(source, device)}
     for name in BUNDLED:
         if name != source:

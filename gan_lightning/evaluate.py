@@ -25,7 +25,7 @@ from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_scor
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.codes import classifier_digits, code_correlations, code_to_digit_accuracy
 from gan_lightning.metrics.memorisation import memorisation
-from gan_lightning.pretrained import BUNDLED
+from gan_lightning.pretrained import bundled_name
 from gan_lightning.sampling import latent
 from gan_lightning.sampling.outputs import save_png, tile
 from gan_lightning.sampling.sampler import Sampler
@@ -162,9 +162,9 @@ def memorisation_report(sampler: Sampler, n: int, seed: int, picture: Path) -> d
     return {**result, "picture": str(picture)}
 
 
-def default_report_path(source: str) -> Path:
+def default_report_path(source: str | Path) -> Path:
     """Next to a checkpoint or export (<name>.eval.json); a bundled model's report goes to the current folder."""
-    if source in BUNDLED:
+    if bundled_name(source) is not None:
         return Path(f"{source}.eval.json")
     path = Path(source)
     return path / "eval.json" if path.is_dir() else path.with_name(path.name + ".eval.json")

@@ -25,7 +25,7 @@ from gan_lightning.files import Staging, json_text
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.options import VARIANTS
-from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, WEIGHTS, sha256
+from gan_lightning.pretrained import BUNDLED_DIR, CONFIG, WEIGHTS, save_pretrained, sha256
 from gan_lightning.sampling.outputs import sample_grid, save_png
 from gan_lightning.sampling.sampler import Sampler
 
@@ -282,7 +282,10 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
     chosen = chosen_checkpoint(runs, checkpoint)
     training = run_record(runs, chosen)
     training.update(commit=", then ".join(commits), machine=machine)
-    Sampler.load(chosen).save_pretrained(out, dtype=dtype)
+    trained = Sampler.load(chosen)
+    # the one writer of the package's model folders: a rebuild replaces the model, and its card below
+    save_pretrained(trained.generator, trained.info["variant"], trained.info["spec"], out, dtype, trained.info.get("codes"),
+                    overwrite=True, _package=True)
     shipped = Sampler.load(out)  # the numbers come from the files that ship
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],

@@ -8,6 +8,7 @@ not `key=value`, is a `UserError`; so is a value of the wrong kind.
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,14 +49,15 @@ def wants_help(args: Sequence[str]) -> bool:
     return any(arg in ("-h", "--help") for arg in args)
 
 
-def generator_source(cfg: DictConfig) -> str:
-    """What a tool opens: `ckpt_path` (a training checkpoint, an exported generator or a generator folder), else
-    `model` (a bundled model's name), else the bundled conditional GAN."""
+def generator_source(cfg: DictConfig) -> str | Path:
+    """What a tool opens: `ckpt_path` (a training checkpoint, an exported generator or a generator folder: always a
+    path, `ckpt_path=cgan` too), else `model` (a bundled model's name), else the bundled conditional GAN. Which is
+    which is `pretrained.bundled_name`'s rule: a name is a str, a path a `Path`."""
     if cfg.ckpt_path is not None and cfg.model is not None:
         raise UserError(f"give model=NAME (a bundled model) or ckpt_path=PATH, not both (got model={cfg.model} and "
                         f"ckpt_path={cfg.ckpt_path})")
     if cfg.ckpt_path is not None:
-        return text(cfg, "ckpt_path")
+        return Path(text(cfg, "ckpt_path"))
     if cfg.model is not None:
         return text(cfg, "model", list(BUNDLED))
     return DEFAULT_MODEL

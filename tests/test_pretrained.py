@@ -79,24 +79,6 @@ def test_export_writes_a_folder_that_every_tool_takes(trained_run, tmp_path):
         assert (tmp_path / "gen" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
 
 
-def test_export_replaces_an_earlier_export_and_its_card_but_no_other_folder(trained_run, tmp_path, capsys):
-    generator = load_generator(ckpt(trained_run, "cgan"))
-    folder = generator.save_pretrained(tmp_path / "gen")
-    (folder / "README.md").write_text("card of the old weights")
-    generator.save_pretrained(folder, dtype="float16")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
-    assert json.loads((folder / "config.json").read_text())["dtype"] == "float16"
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep")
-    err = one_line_failure(capsys, export_main, f"ckpt_path={ckpt(trained_run, 'cgan')}", f"out={tmp_path / 'mine'}")
-    assert "holds other files (notes.txt)" in err
-    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
-    (tmp_path / "notes").mkdir()  # a README.md that is not an export's card stays too
-    (tmp_path / "notes" / "README.md").write_text("my notes")
-    err = one_line_failure(capsys, export_main, f"ckpt_path={ckpt(trained_run, 'cgan')}", f"out={tmp_path / 'notes'}")
-    assert "holds other files (README.md)" in err and (tmp_path / "notes" / "README.md").read_text() == "my notes"
-
-
 def _damage(folder, how: str) -> None:
     weights, config = folder / "model.safetensors", folder / "config.json"
     if how == "truncated":

@@ -6,12 +6,15 @@ repository. Loading never runs code: safetensors holds tensors only, config.json
 through the registry of `networks.spec`. The weights' hash is checked against config.json on every load, and the
 bundled models' config.json files are pinned by hash below, so every file of a bundled model is checked.
 
-The bundled models (`BUNDLED`) live in this package's sub-folders, each with its model card (README.md).
+The bundled models (`BUNDLED`) live in this package's sub-folders, each with its model card (README.md). A bare name
+of one (`"cgan"`) always means the bundled model (`bundled_name`); `./cgan` means the path. Nothing writes into those
+folders but `package_pretrained`, and an export replaces an earlier one only when asked (`overwrite`).
 """
 
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +67,23 @@ def bundled_folder(name: str) -> Path:
     return folder
 
 
+def bundled_name(source: str | os.PathLike) -> str | None:
+    """The bundled model that `source` names, or None when it names a file or folder: the one rule of the API and
+    every tool. A bare name of `BUNDLED` (a str) is the bundled model, even where the current folder holds a file or
+    folder of that name (`load` says so); `./cgan`, any other path, and any `Path` are paths."""
+    return source if isinstance(source, str) and source in BUNDLED else None
+
+
 def load(source: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The generator of `source` in eval mode, and what describes it (noise_dim, image_shape, num_classes,
     conditional, spec). `source` is a bundled model's name, a folder written by `save_pretrained`, a training
     checkpoint or a generator exported as one `.pt` file."""
-    if isinstance(source, str) and source in BUNDLED:
-        return load_pretrained(bundled_folder(source), map_location, config_sha256=BUNDLED_CONFIG_SHA256[source])
+    if (name := bundled_name(source)) is not None:
+        if Path(name).exists():
+            kind = "folder" if Path(name).is_dir() else "file"
+            print(f"note: {name} is the bundled model, not the {kind} ./{name} here; load that by its path, ./{name} "
+                  f"(ckpt_path=./{name} in the tools)", file=sys.stderr)
+        return load_pretrained(bundled_folder(name), map_location, config_sha256=BUNDLED_CONFIG_SHA256[name])
     path = Path(source)
     if path.is_dir():
         return load_pretrained(path, map_location)
@@ -125,23 +139,41 @@ def load_pretrained(
     return generator.to(map_location).eval(), info
 
 
+def _names(names: list[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _refuse_package_folder(path: Path) -> None:
+    """The bundled models' folders are the package's own: only `package_pretrained` rebuilds them."""
+    if path.resolve().is_relative_to(BUNDLED_DIR.resolve()):
+        raise UserError(f"out={path} is inside the installed package ({BUNDLED_DIR}), where the bundled models live "
+                        "(only scripts/package_pretrained.py rebuilds them); pick another folder")
+
+
 def save_pretrained(
     generator: nn.Module, variant: str, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32",
-    codes: dict[str, int] | None = None,
+    codes: dict[str, int] | None = None, overwrite: bool = False, _package: bool = False,
 ) -> Path:
     """Write `generator`, of `variant` (with its latent `codes`, if any), as a folder: config.json +
     model.safetensors (floating-point tensors as `dtype`).
 
-    Both files are written through `gan_lightning.files.Staging`. An existing folder is replaced only when
-    it holds nothing but what this function and a model card write (the card goes: it described the old
-    weights); the weights are replaced before the config, and a config never names weights other than its own, so a reader sees either folder whole or a
-    hash mismatch, never wrong weights."""
+    A new or empty folder is written; a folder holding an earlier export (either of the two files) is refused
+    unless `overwrite`, which replaces those two files and nothing else (a model card there stays, and the line
+    that says what was replaced points at it); any other folder is refused. `_package`: `package_pretrained`
+    writing a bundled model's folder. Both files are written through `gan_lightning.files.Staging`, the weights
+    renamed into place before the config, and a config never names weights other than its own, so a reader sees
+    either folder whole or a hash mismatch, never wrong weights."""
     assert dtype in DTYPES, dtype
     folder = check_writable(folder, "out", folder=True)
-    # an earlier export (its config.json is there) may be replaced with its card; any other folder must be empty
-    ours = (CONFIG, WEIGHTS, *CARD_FILES) if (folder / CONFIG).is_file() else ()
-    if folder.is_dir() and (foreign := sorted(p.name for p in folder.iterdir() if p.name not in ours)):
-        raise UserError(f"out={folder} holds other files ({', '.join(foreign[:3])}); give a new or empty folder")
+    if not _package:
+        _refuse_package_folder(folder)
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    replaced = [name for name in (CONFIG, WEIGHTS) if name in held]
+    if held and not replaced:
+        raise UserError(f"out={folder} holds other files ({_names(held)}); give a new or empty folder")
+    if replaced and not overwrite:
+        raise UserError(f"out={folder} holds an export already ({_names(held)}); give a new folder, or "
+                        f"overwrite=true to replace its {CONFIG} and {WEIGHTS} (every other file stays)")
     tensors = {
         name: (value.to(DTYPES[dtype]) if value.is_floating_point() else value).detach().cpu().contiguous()
         for name, value in generator.state_dict().items()
@@ -163,21 +195,26 @@ def save_pretrained(
         with Staging("out") as staging:  # the weights are renamed into place before the config
             staging.file(folder / WEIGHTS).write_bytes(weights)
             staging.file(folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-            for stale in CARD_FILES:  # a card describes the weights being replaced
-                (folder / stale).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"out={folder}: cannot write the generator ({e.strerror or e}); choose another folder") from None
+    if replaced:
+        kept = [name for name in held if name not in replaced]
+        card = " (a model card there describes the old weights)" if set(kept) & set(CARD_FILES) else ""
+        print(f"out={folder}: replaced {', '.join(replaced)}" + (f"; kept {_names(kept)}{card}" if kept else ""),
+              file=sys.stderr)
     return folder
 
 
-def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32") -> Path:
-    """The generator of `source` (see `load`) on its own: a folder (config.json + model.safetensors), or one torch
-    file when `out` ends in `.pt`. Returns the path written."""
-    out = Path(out)
-    if Path(source).exists() and out.exists() and out.resolve() == Path(source).resolve():
+def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32", overwrite: bool = False) -> Path:
+    """The generator of `source` (see `load`) on its own: a folder (config.json + model.safetensors; an earlier export
+    there is replaced only with `overwrite`), or one torch file when `out` ends in `.pt`. Returns the path written."""
+    out = check_writable(out, "out", folder=Path(out).suffix != ".pt", example="generator.pt")
+    _refuse_package_folder(out)
+    name = bundled_name(source)
+    origin = BUNDLED_DIR / name if name is not None else Path(source)
+    if origin.exists() and out.exists() and out.resolve() == origin.resolve():
         raise UserError(f"out={out} is the generator's own source; write the export somewhere else")
-    check_writable(out, "out", folder=out.suffix != ".pt", example="generator.pt")
     generator, info = load(source)
     if out.suffix == ".pt":
         return save_generator_file(generator, info["variant"], info["spec"], out, info.get("codes"))
-    return save_pretrained(generator, info["variant"], info["spec"], out, dtype, info.get("codes"))
+    return save_pretrained(generator, info["variant"], info["spec"], out, dtype, info.get("codes"), overwrite)

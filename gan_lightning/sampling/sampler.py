@@ -60,11 +60,12 @@ class Sampler:
         """The model in words: Vanilla GAN, DCGAN, conditional GAN."""
         return VARIANTS.get(self.info["variant"], self.info["variant"])  # a variant of one's own: its name
 
-    def save_pretrained(self, folder: str | Path, dtype: str = "float32") -> Path:
+    def save_pretrained(self, folder: str | Path, dtype: str = "float32", overwrite: bool = False) -> Path:
         """Write this generator as a folder (config.json + model.safetensors) that `load_generator` and a model
-        hub take as it is. Returns the folder."""
+        hub take as it is; an earlier export there is replaced only with `overwrite=True` (other files stay).
+        Returns the folder."""
         return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype,
-                                          self.info.get("codes"))
+                                          self.info.get("codes"), overwrite)
 
     def _uint8(self, output: torch.Tensor) -> np.ndarray:
         """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""
