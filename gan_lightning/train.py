@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -40,6 +40,18 @@ from gan_lightning.sweeps import run_job
 log = logging.getLogger(__name__)
 # The quality metrics' classifier is frozen in eval mode on purpose; Lightning would warn about it every run.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+# Third-party noise a user cannot act on: Lightning's internal use of a deprecated torch API, its model summary's
+# note that it counts bf16 parameters as 32-bit, and its advertisement for a cloud logger.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
+
+
+class _NoAdvertisement(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertisement())
 
 
 def build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
@@ -186,6 +198,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise
         raise TrainingInterrupted(stopped.signal_name, stopped.saved) from None
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    log.info(ending(trainer, callbacks, metrics))
     watchman = next((c for c in callbacks if isinstance(c, TrainingHealth) and c.stopped_by), None)
     if watchman is not None:  # callbacks.health.action=stop
         alarm = watchman.stopped_by
@@ -197,6 +210,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.warning(message)
         raise TrainingStopped(alarm.name, message, metrics)
     return metrics
+
+
+def ending(trainer: L.Trainer, callbacks: list[L.Callback], metrics: dict[str, float]) -> str:
+    """The one line a run ends with: the final and best validation FID, the checkpoint to use, the run folder, and
+    the command that trains on."""
+    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val/fid"), None)
+    last = next((c.saved for c in callbacks if isinstance(c, LastCheckpoint) and c.saved), None)
+    parts = [f"Done after {trainer.current_epoch} epoch(s)"]
+    if "val/fid" in metrics:
+        parts.append(f"val/fid {metrics['val/fid']:.4g}")
+    if best is not None and best.best_model_path:
+        parts.append(f"best {float(best.best_model_score):.4g}: use {best.best_model_path}")
+    elif last is not None:
+        parts.append(f"use {last}")
+    parts.append(f"run folder {trainer.default_root_dir}")
+    if last is not None:
+        longer = [f"trainer.max_epochs={2 * trainer.max_epochs}"] if trainer.max_epochs > 0 else []
+        parts.append("train on: " + resume_command(_overrides(), last, longer))
+    return "; ".join(parts)
 
 
 def _overrides() -> list[str]:

@@ -331,3 +331,18 @@ def test_last_checkpoint_holds_the_best_checkpoint_of_its_own_epoch(tmp_path, or
     best = load_checkpoint(tmp_path / "checkpoints" / "best_fid.ckpt")
     assert best["epoch"] == fids.index(min(fids))
     assert _best_fid_state(best)["best_model_score"].item() == pytest.approx(min(fids))
+
+
+@pytest.mark.slow
+def test_a_run_prints_no_third_party_noise_and_ends_with_one_summary_line(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "model=vanilla", *FAST,
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    for noise in ("Tip:", "LeafSpec", "is not supported by the model summary"):
+        assert noise not in output
+    (summary,) = [line for line in output.splitlines() if " - Done after " in line]
+    best = tmp_path / "run" / "checkpoints" / "best_fid.ckpt"
+    assert f"use {best}" in summary and "val/fid " in summary and f"run folder {tmp_path / 'run'}" in summary
+    assert summary.endswith(f"trainer.max_epochs=2 ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}")
