@@ -5,6 +5,7 @@
     x = g.sample(16, digit=7, seed=0)     # uint8 (16, 28, 28), 0 = black background like MNIST
 """
 
+from gan_lightning.errors import UserError  # what every door raises for bad input: one line saying what to do
 from gan_lightning.version import __version__
 
 
@@ -18,4 +19,4 @@ def load_generator(source: str = "cgan", device: str = "cpu"):
     return Sampler.load(source, device)
 
 
-__all__ = ["__version__", "load_generator"]
+__all__ = ["UserError", "__version__", "load_generator"]

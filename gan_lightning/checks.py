@@ -1,5 +1,6 @@
 """The one set of checks for values a user gives: each takes a config and a dotted key, returns the value, or raises
-a `UserError` naming the key and what it takes.
+a `UserError` naming the key and what it takes. The Python API checks its arguments with the same words: `integer`,
+`positive_number` and `number` each have a `*_value` form that takes the value itself.
 
 Training checks its Hydra config with these (`config.validate`), the tools around a generator their own
 (`tool_config`); code below the entry points asserts its assumptions instead of checking again.
@@ -11,7 +12,7 @@ return None for it. A key set to null is refused, unless the check says `optiona
 
 import math
 from collections.abc import Sequence
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,37 +50,58 @@ def _given(cfg: DictConfig, key: str, optional: bool, what: str) -> bool:
 
 
 def is_int(found: Any) -> bool:
-    return isinstance(found, int) and not isinstance(found, bool)
+    return isinstance(found, Integral) and not isinstance(found, bool)
 
 
 def is_number(found: Any) -> bool:
-    return isinstance(found, Real) and not isinstance(found, bool) and math.isfinite(found)
+    try:
+        return isinstance(found, Real) and not isinstance(found, bool) and math.isfinite(found)
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
+def _integer_words(minimum: int | None, maximum: int | None) -> str:
+    if minimum == 1 and maximum is None:
+        return "a positive integer"
+    if maximum is None:
+        return f"an integer >= {minimum}" if minimum is not None else "an integer"
+    return f"an integer from {minimum} to {maximum}"
 
 
 def integer(cfg: DictConfig, key: str, minimum: int | None = None, maximum: int | None = None,
             optional: bool = False) -> int | None:
-    if minimum == 1 and maximum is None:
-        what = "a positive integer"
-    elif maximum is None:
-        what = f"an integer >= {minimum}" if minimum is not None else "an integer"
-    else:
-        what = f"an integer from {minimum} to {maximum}"
-    if not _given(cfg, key, optional, what):
+    if not _given(cfg, key, optional, _integer_words(minimum, maximum)):
         return None
-    found = value(cfg, key)
+    return integer_value(value(cfg, key), key, minimum, maximum, optional)
+
+
+def integer_value(found: Any, key: str, minimum: int | None = None, maximum: int | None = None,
+                  optional: bool = False) -> int | None:
+    if found is None and optional:
+        return None
     if not is_int(found) or (minimum is not None and found < minimum) or (maximum is not None and found > maximum):
-        raise UserError(f"{key} must be {what}{', or null' if optional else ''}, got {found!r}")
-    return found
+        raise UserError(f"{key} must be {_integer_words(minimum, maximum)}{', or null' if optional else ''}, "
+                        f"got {found!r}")
+    return int(found)
 
 
 def seed(cfg: DictConfig, key: str, optional: bool = False) -> int | None:
     return integer(cfg, key, 0, MAX_SEED, optional)
 
 
+def seed_value(found: Any, key: str = "seed", optional: bool = False) -> int | None:
+    return integer_value(found, key, 0, MAX_SEED, optional)
+
+
 def positive_number(cfg: DictConfig, key: str, maximum: float | None = None, optional: bool = False) -> float | None:
     if not _given(cfg, key, optional, "a positive number"):
         return None
-    found = value(cfg, key)
+    return positive_number_value(value(cfg, key), key, maximum, optional)
+
+
+def positive_number_value(found: Any, key: str, maximum: float | None = None, optional: bool = False) -> float | None:
+    if found is None and optional:
+        return None
     if not (is_number(found) and found > 0):
         raise UserError(f"{key} must be a positive number{', or null' if optional else ''}, got {found!r}")
     if maximum is not None and found > maximum:

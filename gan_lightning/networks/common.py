@@ -14,7 +14,11 @@ def one_hot(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The DCGAN paper's initialisation: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0."""
+    """The DCGAN paper's initialisation: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0. Not
+    on the meta device, where a network is built only to count its parameters (and the first draw there costs
+    seconds)."""
+    if any(p.is_meta for p in module.parameters(recurse=False)):
+        return
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:

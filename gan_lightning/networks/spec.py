@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -30,6 +31,10 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "conv_discriminator": DCGANDiscriminator,
 }
 NAMES = {cls: name for name, cls in NETWORKS.items()}
+# what a spec read from a file may ask for, checked before anything is allocated: every integer in it (a width, a
+# size), every count of layers (`n_extra_layers`, the length of a list such as `hidden_dims`), and the parameters of
+# the network it describes (the bundled ones have 0.9 to 3.5 million; 200 million fp32 parameters are 800 MB)
+MAX_SIZE, MAX_DEPTH, MAX_PARAMETERS = 65536, 32, 200_000_000
 # the module paths that files of gan-lightning 0.1.0 recorded under `_target_`, and the names they stand for
 LEGACY_TARGETS = {f"gan_lightning.networks.{cls.__module__.rsplit('.', 1)[1]}.{cls.__qualname__}": name
                   for name, cls in NETWORKS.items()}
@@ -58,16 +63,40 @@ def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": name, **spec}  # a name that is not registered is refused by build_network, naming it
 
 
+def _sizes(value: Any) -> list[int]:
+    if isinstance(value, list | tuple):
+        return [i for v in value for i in _sizes(v)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
+def _check_sizes(name: str, spec: Mapping[str, Any]) -> None:
+    for key, value in spec.items():
+        depth = value if "layers" in key else len(value) if isinstance(value, list | tuple) else 0
+        if not isinstance(depth, int) or not 0 <= depth <= MAX_DEPTH or any(
+                not 0 <= size <= MAX_SIZE for size in _sizes(value)):
+            raise UserError(f"refusing to build network {name}: {key}={value!r} is beyond what it can be (sizes up to "
+                            f"{MAX_SIZE}, up to {MAX_DEPTH} layers); the file is damaged or crafted")
+
+
 def build_network(spec: Mapping[str, Any]) -> nn.Module:
+    """The network a spec read from a file describes, once its sizes are known to be sane: every integer at most
+    `MAX_SIZE`, every count of layers at most `MAX_DEPTH`, and at most `MAX_PARAMETERS` parameters, counted on the meta device (where building allocates
+    nothing), so a crafted file cannot make the loader allocate gigabytes."""
     spec = normalize_spec(spec)
     name = spec.pop("name")
     cls = NETWORKS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise UserError(f"refusing to build network {name!r}: not one of this project's networks ({', '.join(NETWORKS)})")
+    _check_sizes(name, spec)
     try:
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in cls(**spec).parameters())
+        if parameters > MAX_PARAMETERS:
+            raise UserError(f"refusing to build network {name}: {parameters:,} parameters, more than the "
+                            f"{MAX_PARAMETERS:,} any network of this project has; the file is damaged or crafted")
         return cls(**spec)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"cannot build network {name}: {e}") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise UserError(f"cannot build network {name}: {str(e).splitlines()[0]}") from None
 
 
 def legacy_variant(generator_spec: Mapping[str, Any]) -> str:

@@ -78,6 +78,8 @@ def load(source: str | os.PathLike, map_location: str | torch.device = "cpu") ->
     """The generator of `source` in eval mode, and what describes it (noise_dim, image_shape, num_classes,
     conditional, spec). `source` is a bundled model's name, a folder written by `save_pretrained`, a training
     checkpoint or a generator exported as one `.pt` file."""
+    if not isinstance(source, str | os.PathLike):
+        raise UserError(f"source must be a bundled model's name ({', '.join(BUNDLED)}) or a path, got {source!r}")
     if (name := bundled_name(source)) is not None:
         if Path(name).exists():
             kind = "folder" if Path(name).is_dir() else "file"

@@ -16,18 +16,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_lightning import pretrained
+from gan_lightning import checks, pretrained
 from gan_lightning.data.scaling import to_uint8
 from gan_lightning.errors import UserError
 from gan_lightning.options import VARIANTS
 from gan_lightning.sampling import latent
 
+# what one call may ask for: sample() returns one array (a million 28x28 images are 784 MB; iterate over samples()
+# for more), an animation at most MAX_FRAMES frames, a batch at most MAX_BATCH images
+MAX_SAMPLES, MAX_FRAMES, MAX_BATCH = 1_000_000, 1000, 65536
+MAX_SPAN = 100.0  # how far a walk or a code sweep goes, in units of the noise's standard deviation
+
+
+def check_device(device: Any) -> torch.device:
+    """A device the API was given, as torch's: one that exists here."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"device must be 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={str(device)!r}: there is no CUDA GPU on this machine (or torch was built without "
+                        "CUDA); use device='cpu'")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device must be 'cpu', 'cuda', 'cuda:N' or a torch.device, got {str(device)!r}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device='mps': Apple's Metal GPU is not available here; use device='cpu'")
+    return device
+
 
 class Sampler:
-    """Wraps a generator (eval mode) and what describes it (`info` from `pretrained.load`)."""
+    """Wraps a generator (eval mode) and what describes it (`info` from `pretrained.load`). Its public methods are
+    a door for users' values: a wrong type or range is a `UserError` in the words of the command-line tools."""
 
     def __init__(self, generator: nn.Module, info: dict[str, Any], device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.generator = generator.to(self.device).eval()
         self.info = dict(info)
         codes = info.get("codes")  # an InfoGAN's latent codes, which G reads after the noise
@@ -50,6 +72,7 @@ class Sampler:
     def load(cls, source: str | Path, device: str | torch.device = "cpu") -> "Sampler":
         """`source`: a bundled model's name (`pretrained.BUNDLED`), a folder written by `save_pretrained`, a
         training checkpoint or an exported `.pt` file."""
+        device = check_device(device)
         generator, info = pretrained.load(source, map_location=device)
         sampler = cls(generator, info, device)
         sampler.source = str(source)
@@ -64,6 +87,12 @@ class Sampler:
         """Write this generator as a folder (config.json + model.safetensors) that `load_generator` and a model
         hub take as it is; an earlier export there is replaced only with `overwrite=True` (other files stay).
         Returns the folder."""
+        if not isinstance(folder, str | Path):
+            raise UserError(f"folder must be a path, got {folder!r}")
+        if dtype not in pretrained.DTYPES:
+            raise UserError(f"dtype={dtype!r} is not one of: {', '.join(pretrained.DTYPES)}")
+        if not isinstance(overwrite, bool):
+            raise UserError(f"overwrite must be True or False, got {overwrite!r}")
         return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype,
                                           self.info.get("codes"), overwrite)
 
@@ -158,8 +187,10 @@ class Sampler:
         or with digit=None every digit in turn (image i is digit i mod 10); an InfoGAN draws categorical code `code`
         (None: code i mod 10 for image i) with the continuous codes `continuous` (None: drawn per sample). The same
         seed, the same noise, whatever the codes: two calls that differ only in a code differ only in what it does."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserError(f"n must be a positive integer, got {n!r}")
+        n = checks.integer_value(n, "n", 1)
+        if n > MAX_SAMPLES:
+            raise UserError(f"n={n}: sample() returns one array of at most {MAX_SAMPLES} images; iterate over "
+                            "samples(n, ...) for more, a batch at a time")
         asked = self.check_digit(code, "code") if code is not None else self.check_digit(digit)
         values = self.check_continuous(continuous)
         return np.concatenate([images for images, _ in self.samples(n, seed, asked, batch_size, values)])
@@ -175,6 +206,8 @@ class Sampler:
         is its categorical code, and its continuous codes are `continuous` (continuous,) for every sample, or when
         None sample i's own draw from Uniform(-1, 1), from a stream of the seed apart from the noise's.
         """
+        n, seed = checks.integer_value(n, "n", 1), checks.seed_value(seed)
+        batch_size = checks.integer_value(batch_size, "batch_size", 1, MAX_BATCH)
         start = 0
         draws = latent.uniform_stream(seed, self.continuous, n, batch_size) if self.continuous else None
         for z in latent.noise_stream(seed, self.noise_dim, n, batch_size):
@@ -196,6 +229,8 @@ class Sampler:
             raise UserError("mode=codes needs an InfoGAN, whose codes it sweeps; this model has none")
         if isinstance(code_index, bool) or not isinstance(code_index, int) or not 0 <= code_index < self.continuous:
             raise UserError(f"code_index must be a continuous code from 0 to {self.continuous - 1}, got {code_index!r}")
+        seed, steps = checks.seed_value(seed), checks.integer_value(steps, "steps", 2, MAX_FRAMES)
+        span = checks.positive_number_value(span, "span", MAX_SPAN)
         z = latent.noise(seed, self.noise_dim)[0].expand(self.num_classes * steps, -1)
         codes = torch.arange(self.num_classes).repeat_interleave(steps)
         values = torch.zeros(self.num_classes * steps, self.continuous)
@@ -240,8 +275,10 @@ class Sampler:
         digit, digit_to = self.check_digit(digit), self.check_digit(digit_to, "digit_to")
         if digit_to is not None and digit is None:
             raise UserError("digit_to needs a start digit: set digit=D as well")
+        seed, seed_to = checks.seed_value(seed), checks.seed_value(seed_to, "seed_to", optional=True)
+        frames = checks.integer_value(frames, "frames", 2, MAX_FRAMES)
         if seed_to is None:
-            seed_to = seed if digit_to is not None else seed + 1
+            seed_to = seed if digit_to is not None else (seed + 1) % (checks.MAX_SEED + 1)
         t = torch.linspace(0, 1, frames)
         z_path = latent.slerp(latent.noise(seed, self.noise_dim)[0], latent.noise(seed_to, self.noise_dim)[0], t)
         return self._frames(z_path, self._label_path(digit, digit_to, t))
@@ -251,6 +288,8 @@ class Sampler:
         ... -> 9, the ten digits (10, H, W))."""
         if not self.conditional:
             raise UserError("a digit sweep needs a conditional model; this checkpoint's model is unconditional")
+        seed = checks.seed_value(seed)
+        frames_per_digit = checks.integer_value(frames_per_digit, "frames_per_digit", 2, MAX_FRAMES)
         z = latent.noise(seed, self.noise_dim)[0]
         t = torch.linspace(0, 1, frames_per_digit)[:-1]  # each segment stops short of the next digit
         labels = [self._label_path(d, d + 1, t) for d in range(self.num_classes - 1)]
@@ -265,6 +304,8 @@ class Sampler:
     ) -> np.ndarray:
         """Along noise coordinate `direction`, from -span to +span around the noise of `seed`."""
         digit = self.check_digit(digit)
+        seed, frames = checks.seed_value(seed), checks.integer_value(frames, "frames", 2, MAX_FRAMES)
+        span = checks.positive_number_value(span, "span", MAX_SPAN)
         z = latent.noise(seed, self.noise_dim)[0]
         z_path = latent.walk(z, latent.axis(self.check_direction(direction), self.noise_dim), span, frames)
         return self._frames(z_path, None if digit is None else torch.full((frames,), digit))
@@ -274,6 +315,7 @@ class Sampler:
         """n samples of `seed` (labels as in `samples`), each moved by offsets {noise coordinate: amount}, an
         InfoGAN's continuous codes at `continuous` (continuous,) (None: at 0): what the demo's sliders show.
         -> uint8 (n, H, W)."""
+        seed, n = checks.seed_value(seed), checks.integer_value(n, "n", 1, MAX_BATCH)
         z = latent.noise(seed, self.noise_dim, n)
         for index, amount in offsets.items():
             z = z + amount * latent.axis(self.check_direction(index), self.noise_dim)
