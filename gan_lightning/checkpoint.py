@@ -1,6 +1,7 @@
 """Loading what a training run saved, without unpickling arbitrary objects."""
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise UserError(
                 f"cannot read checkpoint {path} (truncated or not a checkpoint: no torch.save archive)"
             ) from None
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise UserError(f"refusing to load {path}: it holds more than weights ({first_line})") from None
+        # torch's message goes on to advise weights_only=False, the one thing not to do with a file of unknown
+        # origin: only what the file holds is said (e.g. "Unsupported global: GLOBAL builtins.print")
+        found = re.search(r"Unsupported (?:global|operand): [A-Z]* ?[\w.]+", str(e))
+        held = f": {found.group(0).strip()}" if found else ""
+        raise UserError(f"refusing to load {path}: it holds code or objects, not only weights{held}; a "
+                        "gan-lightning checkpoint never does, so the file is damaged or not one") from None
     except Exception as e:  # noqa: BLE001 RuntimeError, EOFError, BadZipFile... whatever a random file trips
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if not zipfile.is_zipfile(path):

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
@@ -322,6 +322,9 @@ def _explain(error: Exception) -> str:
             return f"{choice.parent.as_posix()}={choice.name} is now called {renamed}"
         return f"{choice.parent.as_posix()}={choice.name}: no such option; choose one of: {options}"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, OverrideParseException):  # a word without `=`, or a space or a quote left unquoted
+        return (f"cannot read the override {error.override!r}: each argument is one key=value (quote a value that "
+                "holds spaces or quotes for Hydra, e.g. 'key=\"my value\"'; a list is key=[a,b])")
     moved = re.match(r"Could not (?:override|delete from config\.) '([^']+)'", lines[0] if lines else "")
     if moved and moved.group(1) in MOVED_KEYS:
         return f"{moved.group(1)} is now {MOVED_KEYS[moved.group(1)]}"

@@ -7,6 +7,7 @@ are renamed into place only once all are complete: an error leaves `out` as it w
 
 import shutil
 import sys
+import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ from gan_lightning.sampling.outputs import (
     save_png,
     strip,
 )
-from gan_lightning.sampling.sampler import Sampler
+from gan_lightning.sampling.sampler import MAX_SPAN, Sampler
 
 MODES = ("sample", "morph", "sweep", "walk", "codes", "progress")
 
@@ -140,6 +141,11 @@ def check_space(out: Path, size: int) -> None:
     folder = next(p for p in (out, *out.parents) if p.is_dir())
     free = shutil.disk_usage(folder).free
     if size > free:
+        try:  # a folder that cannot be written (read-only, or no disk at all such as /proc) reports no free space
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise UserError(f"out={out}: {folder} cannot be written ({e.strerror or e}); choose another out") from None
         raise UserError(f"n is too large: the samples need about {size / 1e9:.3g} GB, and {free / 1e9:.3g} GB are "
                         f"free in {folder}; ask for fewer")
 
@@ -164,7 +170,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     seed_to, digit_to = checks.seed(cfg, "seed_to", optional=True), conf.digit_request(cfg, "digit_to")
     code, code_to = conf.digit_request(cfg, "code"), conf.digit_request(cfg, "code_to")
     continuous = conf.numbers(cfg, "continuous")
-    direction, span = checks.integer(cfg, "direction", 0), checks.positive_number(cfg, "span")
+    direction, span = checks.integer(cfg, "direction", 0), checks.positive_number(cfg, "span", MAX_SPAN)
     code_index = checks.integer(cfg, "code_index", 0)
 
     sampler = Sampler.load(source, device)

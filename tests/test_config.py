@@ -155,6 +155,9 @@ EVAL = "callbacks.quality.eval_samples"
     (["optimizer.generator.lr=-1"], "optimizer.generator.lr must be a number >= 0, got -1"),
     (["model=infogan", "model.continuous_weight=-1"], "model.continuous_weight must be a number >= 0"),
     (["callbacks.health.action=maybe"], "callbacks.health.action='maybe' is not one of: warn, stop"),
+    # what Hydra's lexer cannot read: a word without `=`, a space or a quote left unquoted
+    (["model.noise_dim=64", "2"], "cannot read the override '2': each argument is one key=value"),
+    (["runs_dir=my 'runs"], "cannot read the override \"runs_dir=my 'runs\""),
 ])
 @pytest.mark.slow
 def test_bad_values_name_the_key(overrides, message):

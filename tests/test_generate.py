@@ -406,3 +406,13 @@ def test_the_script_reports_one_line_and_exit_code_2(trained_run, previous_out):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: digit must be 'all' or a digit from 0 to 9, got 12"]
     assert (previous_out / "samples.npz").read_bytes() == b"earlier samples"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder no file can be made in")
+def test_an_out_that_cannot_be_written_is_said_so_not_called_a_full_disk(capsys):
+    message = failure(capsys, "model=cgan", "n=10", "out=/proc/generated")
+    assert "/proc cannot be written" in message and "GB" not in message
+
+
+def test_a_walk_beyond_any_noise_is_refused_before_it_draws(capsys):
+    assert "span must be at most 100.0, got 1e+300" in failure(capsys, "model=cgan", "mode=walk", "span=1e300")
