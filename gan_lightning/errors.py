@@ -19,6 +19,14 @@ def fail(error: UserError) -> None:
     sys.exit(2)
 
 
+def stop(error: BaseException, going_on: str) -> None:
+    """The end of a long tool stopped by SIGTERM or Ctrl-C (`TrainingInterrupted`, `KeyboardInterrupt`): one line
+    saying what is kept and how to go on, and the shell's exit code (143 or 130)."""
+    name = error.signal_name if isinstance(error, TrainingInterrupted) else "SIGINT"
+    print(f"stopped by {name}: {going_on}", file=sys.stderr)
+    sys.exit(128 + signal.Signals[name])
+
+
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite: training further would only train on garbage. Usually the recipe's fault
     (a learning rate too high), so it ends a run like a bad value does. `where`: (loss name, epoch, global step,

@@ -2,7 +2,11 @@
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +18,8 @@ from gan_lightning.benchmarks.recipes import check_targets, side_by_side
 from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop, plain_optimizers
 from gan_lightning.config import compose_config
 from gan_lightning.data import MNISTDataModule
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("recipe", [
@@ -245,3 +251,35 @@ def test_throughput_benchmark_on_a_busy_machine_prints_its_table_and_stops_its_s
 
     spinning = subprocess.run(["pgrep", "-f", "while True: pass"], capture_output=True, text=True, check=False).stdout.split()
     assert not spinning
+
+
+def _stopped_by_sigterm(command: list[str], started: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Start a long tool, send it SIGTERM once its run has trained a few seconds, and return how it ended."""
+    import signal
+    import time
+
+    tool = subprocess.Popen([sys.executable, *command], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(8)  # into the first epoch
+    tool.send_signal(signal.SIGTERM)
+    stdout, stderr = tool.communicate(timeout=180)
+    return subprocess.CompletedProcess(command, tool.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["benchmark_health.py", "benchmark_recipes.py"])
+def test_a_long_tool_stopped_by_sigterm_keeps_the_run_resumable_and_says_so_in_one_line(tmp_path, tool):
+    out = tmp_path / "out"
+    if tool == "benchmark_health.py":  # each case a training process of its own, which the signal is passed to
+        args, run = ["--cases", "vanilla", "--epochs", "1"], out / "vanilla"
+    else:  # trained in the tool's own process
+        args, run = ["--runs", "vanilla/default", "--epochs", "1", "--train-only"], out / "vanilla" / "default"
+    done = _stopped_by_sigterm([str(ROOT / "scripts" / tool), *args, "--out", str(out)], run / "tensorboard",
+                               tmp_path)
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM: the finished")
+    assert "Traceback" not in done.stderr
+    assert (run / "checkpoints" / "last.ckpt").is_file()  # the half-done run was saved where it stopped

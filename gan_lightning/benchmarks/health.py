@@ -14,12 +14,14 @@ validation FID, with the moment each alarm fired.
 import argparse
 import importlib.util
 import json
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from gan_lightning.callbacks.health import replay
-from gan_lightning.errors import UserError, fail
+from gan_lightning.errors import TrainingInterrupted, UserError, fail, stop
 from gan_lightning.files import write_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +52,35 @@ def train_case(case: str, epochs: int, out: Path, retrain: bool) -> Path:
     result = folder / "metrics.json"
     if result.is_file() and not retrain:
         recorded = (folder / ".hydra" / "overrides.yaml").read_text()
-        if all(o in recorded for o in overrides):
+        status = json.loads(result.read_text()).get("status", "")
+        if all(o in recorded for o in overrides) and (status == "completed" or status.startswith("stopped: ")):
             return folder
+    if folder.exists():  # a case of other settings, or one stopped half-way: trained again from its start
+        print(f"training {case} again from its start: {folder} holds an unfinished or other run", flush=True)
+        shutil.rmtree(folder)
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, f"hydra.run.dir={folder}"]
     print(f"training {case}: {' '.join(overrides)}", flush=True)
-    subprocess.run(command, check=True)
+    run = subprocess.Popen(command)
+    # SIGTERM to the benchmark reaches the run too, which saves its checkpoint and stops (Ctrl-C reaches both)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: run.send_signal(signal.SIGTERM))
+    try:
+        code = _wait(run)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+        raise TrainingInterrupted(signal.Signals(code - 128).name, folder / "checkpoints" / "last.ckpt")
+    if code != 0:
+        raise UserError(f"the run of case {case} failed (exit code {code}); its log: {folder / 'train.log'}")
     return folder
+
+
+def _wait(run: subprocess.Popen) -> int:
+    """The run's exit code, once it has ended: a Ctrl-C here waits for the run, which got it too and saves first."""
+    while True:
+        try:
+            return run.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def signal_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -115,6 +140,8 @@ def main(argv=None) -> None:
         benchmark(argv)
     except UserError as e:
         fail(e)
+    except (TrainingInterrupted, KeyboardInterrupt) as e:
+        stop(e, "the finished cases are kept in --out; the same command goes on (the interrupted case from its start)")
 
 
 def benchmark(argv=None) -> None:

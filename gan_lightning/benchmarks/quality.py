@@ -26,7 +26,7 @@ import torch
 
 from gan_lightning.benchmarks.recipes import DEFAULT_OUT, run
 from gan_lightning.callbacks.health import replay
-from gan_lightning.errors import UserError, fail
+from gan_lightning.errors import TrainingInterrupted, UserError, fail, stop
 from gan_lightning.evaluate import COLUMNS as EVALUATE_COLUMNS
 from gan_lightning.evaluate import evaluate_sampler, labelled_samples
 from gan_lightning.files import write_file, write_json
@@ -178,6 +178,8 @@ def main(argv=None) -> None:
         benchmark(argv)
     except UserError as e:
         fail(e)
+    except (TrainingInterrupted, KeyboardInterrupt) as e:
+        stop(e, "the finished runs are kept in --out; the same command goes on from there (the interrupted run from its last.ckpt)")
 
 
 def benchmark(argv=None) -> None:

@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.config import compose_config
-from gan_lightning.errors import UserError, fail
+from gan_lightning.errors import TrainingInterrupted, UserError, fail, stop
 from gan_lightning.evaluate import evaluate_sampler, format_table
 from gan_lightning.files import Staging, write_file, write_json
 from gan_lightning.metrics import reference_row
@@ -143,6 +143,8 @@ def main(argv=None) -> None:
         benchmark(argv)
     except UserError as e:
         fail(e)
+    except (TrainingInterrupted, KeyboardInterrupt) as e:
+        stop(e, "the finished runs are kept in --out; the same command goes on from there (the interrupted run from its last.ckpt)")
 
 
 def benchmark(argv=None) -> None:
