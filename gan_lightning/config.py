@@ -30,6 +30,7 @@ from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, make_folder
 from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.prdc import MIN_REFERENCE_IMAGES
+from gan_lightning.networks.spec import MAX_SIZE, check_sizes
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 # config options that were renamed: the old name is refused with the new one
@@ -44,7 +45,12 @@ MOVED_KEYS = {"model.quality": "callbacks.quality (switch it off with ~callbacks
 
 def validate(cfg: DictConfig) -> None:
     """Raise a `UserError` for the first value that cannot work: every training value is checked here, once."""
-    checks.integer(cfg, "model.noise_dim", 1)
+    checks.integer(cfg, "model.noise_dim", 1, MAX_SIZE)
+    for network in ("generator", "discriminator"):  # widths and layer counts, before anything is built
+        node = checks.value(cfg, f"model.{network}")
+        if isinstance(node, DictConfig):
+            settings = OmegaConf.to_container(node, resolve=True)
+            check_sizes(f"model.{network}", {k: v for k, v in settings.items() if not k.startswith("_")})
     checks.integer(cfg, "model.grid_cols", 1)
     checks.positive_number(cfg, "optimizer.lr")
     checks.positive_number(cfg, "optimizer.d_lr")

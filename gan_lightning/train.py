@@ -35,6 +35,7 @@ from gan_lightning.config import (
 )
 from gan_lightning.errors import TrainingDiverged, TrainingInterrupted, TrainingStopped, UserError, fail
 from gan_lightning.hardware import explain_precision
+from gan_lightning.networks.spec import MAX_PARAMETERS
 from gan_lightning.sweeps import run_job
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # last.ckpt after the other checkpoint callbacks, at each epoch end: it holds their state of that epoch
     callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))
     loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
-    # the sizes the networks need come from the data
-    model = build(cfg, "model", image_shape=datamodule.image_shape, num_classes=datamodule.num_classes)
+    # the sizes the networks need come from the data; counted first on the meta device (no memory, no random draw)
+    sizes = {"image_shape": datamodule.image_shape, "num_classes": datamodule.num_classes}
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        parameters = sum(p.numel() for p in build(cfg, "model", **sizes).parameters())
+    if parameters > MAX_PARAMETERS:
+        raise UserError(f"the model would have {parameters:,} parameters, more than {MAX_PARAMETERS:,}: check its "
+                        "sizes (model.noise_dim, the networks' widths and layers)")
+    model = build(cfg, "model", **sizes)
     if ckpt_path is not None:
         check_fits(model, load_checkpoint(ckpt_path), ckpt_path)  # a truncated, unsafe or foreign file is refused
         log.info("Resuming from %s", ckpt_path)

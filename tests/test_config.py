@@ -70,8 +70,8 @@ EVAL = "callbacks.quality.eval_samples"
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["model.noise_dim=0"], "model.noise_dim must be a positive integer, got 0"),
-    (["model.noise_dim=abc"], "model.noise_dim must be a positive integer"),
+    (["model.noise_dim=0"], "model.noise_dim must be an integer from 1 to 65536, got 0"),
+    (["model.noise_dim=abc"], "model.noise_dim must be an integer from 1 to 65536"),
     (["optimizer.lr=-1"], "optimizer.lr must be a positive number, got -1"),
     (["optimizer.lr=0"], "optimizer.lr must be a positive number"),
     (["optimizer.d_lr=-1e-4"], "optimizer.d_lr must be a positive number, got -0.0001"),
@@ -137,7 +137,7 @@ EVAL = "callbacks.quality.eval_samples"
     (["model.augment=[translation,rotate]"], "model.augment: unknown augmentation 'rotate'; choose from"),
     (["model.augment=7"], "model.augment must be a list of augmentations"),
     # a sweep is checked for every value, not just the first
-    (["model.noise_dim=32,0"], "model.noise_dim must be a positive integer, got 0"),
+    (["model.noise_dim=32,0"], "model.noise_dim must be an integer from 1 to 65536, got 0"),
     # a run that would train nothing
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
     (["trainer.max_steps=0"], "trainer.max_steps=0 trains nothing"),
@@ -155,6 +155,9 @@ EVAL = "callbacks.quality.eval_samples"
     (["optimizer.generator.lr=-1"], "optimizer.generator.lr must be a number >= 0, got -1"),
     (["model=infogan", "model.continuous_weight=-1"], "model.continuous_weight must be a number >= 0"),
     (["callbacks.health.action=maybe"], "callbacks.health.action='maybe' is not one of: warn, stop"),
+    # sizes that would allocate gigabytes or loop for ever, before anything is built
+    (["model.noise_dim=1000000000"], "model.noise_dim must be an integer from 1 to 65536, got 1000000000"),
+    (["model.generator.n_extra_layers=1000"], "model.generator: n_extra_layers=1000 is beyond what a network can have"),
     # what Hydra's lexer cannot read: a word without `=`, a space or a quote left unquoted
     (["model.noise_dim=64", "2"], "cannot read the override '2': each argument is one key=value"),
     (["runs_dir=my 'runs"], "cannot read the override \"runs_dir=my 'runs\""),
@@ -181,9 +184,11 @@ def test_good_sweep_passes_the_check():
     check_overrides(["model.augment=[translation,cutout]"])
 
 
-@pytest.mark.parametrize("override", ["trainer.max_epochs=0", "trainer.limit_train_batches=0", "data.download=maybe"])
+@pytest.mark.parametrize("override", ["trainer.max_epochs=0", "trainer.limit_train_batches=0", "data.download=maybe",
+                                      "model.generator.ngf=4096"])
 def test_the_command_line_refuses_a_run_that_trains_nothing_or_a_boolean_that_is_not(tmp_path, override):
-    """One `error:` line, exit code 2, and no run folder: it never started (not a "completed" run of 0 epochs)."""
+    """One `error:` line, exit code 2, and no run folder: it never started (not a "completed" run of 0 epochs), nor
+    allocated a model of billions of parameters (counted on the meta device first)."""
     done = subprocess.run([sys.executable, str(CONFIG_DIR.parent / "scripts" / "train.py"), override], check=False,
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})

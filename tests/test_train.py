@@ -346,3 +346,17 @@ def test_a_run_prints_no_third_party_noise_and_ends_with_one_summary_line(tmp_pa
     best = tmp_path / "run" / "checkpoints" / "best_fid.ckpt"
     assert f"use {best}" in summary and "val/fid " in summary and f"run folder {tmp_path / 'run'}" in summary
     assert summary.endswith(f"trainer.max_epochs=2 ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}")
+
+
+@pytest.mark.slow
+def test_the_epoch_means_are_the_means_of_the_steps_also_for_a_bf16_loss(tmp_path):
+    """The DCGAN's hinge loss is computed in bf16 under autocast on a CPU with native bf16; its epoch mean is summed in
+    fp32, so it is the mean of the logged steps (a bf16 sum stops growing after a few hundred steps)."""
+    train(compose_run(tmp_path, "model=dcgan", "trainer.limit_train_batches=300", "~callbacks.quality",
+                      "~callbacks.best_checkpoint", "~callbacks.sample_grid"))
+    (event_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file), size_guidance={"scalars": 0}).Reload()
+    for name in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+        steps = [e.value for e in events.Scalars(name)]
+        (mean,) = [e.value for e in events.Scalars(f"{name}_epoch")]
+        assert len(steps) == 300 and mean == pytest.approx(sum(steps) / len(steps), rel=1e-3, abs=1e-4), name

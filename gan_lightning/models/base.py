@@ -170,7 +170,8 @@ class GAN(L.LightningModule):
         scores = {"train/d_real": self._score(d_real.detach()), "train/d_fake": self._score(d_fake.detach())}
         for name, value in (logs | scores).items():  # for the epoch means (an addition on the device, no read)
             total, count = self._epoch_totals.get(name, (0.0, 0))
-            self._epoch_totals[name] = (total + value, count + 1)
+            # in fp32: a bf16 sum (the hinge loss under autocast) stops growing after a few hundred steps
+            self._epoch_totals[name] = (total + value.float(), count + 1)
         if self._logs_this_step():
             self._check_finite()  # on a GPU: here, where the logs read the device anyway
             self.log_dict(logs, prog_bar=True)
@@ -212,7 +213,7 @@ class GAN(L.LightningModule):
         return batches_done % every == 0 or self.trainer.should_stop
 
     def _score(self, logits: torch.Tensor) -> torch.Tensor:
-        """D's mean output in fp32 (an epoch's sum of bf16 means would stop growing after a few hundred steps)."""
+        """D's mean output, in fp32 like the losses' epoch sums."""
         logits = logits.float()
         return torch.sigmoid(logits).mean() if self.hparams.loss == "bce" else logits.mean()
 

@@ -69,13 +69,14 @@ def _sizes(value: Any) -> list[int]:
     return [value] if isinstance(value, int) and not isinstance(value, bool) else []
 
 
-def _check_sizes(name: str, spec: Mapping[str, Any]) -> None:
+def check_sizes(name: str, spec: Mapping[str, Any]) -> None:
+    """Every integer of a network's settings at most `MAX_SIZE`, every count of layers at most `MAX_DEPTH`."""
     for key, value in spec.items():
         depth = value if "layers" in key else len(value) if isinstance(value, list | tuple) else 0
         if not isinstance(depth, int) or not 0 <= depth <= MAX_DEPTH or any(
                 not 0 <= size <= MAX_SIZE for size in _sizes(value)):
-            raise UserError(f"refusing to build network {name}: {key}={value!r} is beyond what it can be (sizes up to "
-                            f"{MAX_SIZE}, up to {MAX_DEPTH} layers); the file is damaged or crafted")
+            raise UserError(f"{name}: {key}={value!r} is beyond what a network can have (sizes up to {MAX_SIZE}, up "
+                            f"to {MAX_DEPTH} layers)")
 
 
 def build_network(spec: Mapping[str, Any]) -> nn.Module:
@@ -87,7 +88,10 @@ def build_network(spec: Mapping[str, Any]) -> nn.Module:
     cls = NETWORKS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise UserError(f"refusing to build network {name!r}: not one of this project's networks ({', '.join(NETWORKS)})")
-    _check_sizes(name, spec)
+    try:
+        check_sizes(name, spec)
+    except UserError as e:
+        raise UserError(f"refusing to build network {e}; the file is damaged or crafted") from None
     try:
         with torch.device("meta"):
             parameters = sum(p.numel() for p in cls(**spec).parameters())
