@@ -3,8 +3,8 @@
 `python scripts/benchmark_health.py --epochs 4`
 
 Trains each case below with `python scripts/train.py` (seed 0, `--epochs` epochs of full MNIST) into
-`<out>/<case>`: three runs that go wrong in a known way and, beside them, the default models, which should raise
-no alarm. A case whose folder holds a finished run is not trained again (`--retrain` forces it). Then it replays
+`<out>/<case>`: runs that go wrong in a known way (one for each alarm) and, beside them, the default models, which
+should raise no alarm. A case whose folder holds a finished run is not trained again (`--retrain` forces it). Then it replays
 every run's logs with the watchman's rules (`gan_lightning.callbacks.health.replay`), checks that they give the
 alarms the run raised live (`health.json`), prints one table (each case's alarms, the epoch of each, and whether
 the expected one fired) and draws `health.png`: per case, the signal of its alarm against its threshold and the
@@ -39,6 +39,9 @@ CASES = {
     "d_lr_0.02": (["model=dcgan", "optimizer.d_lr=0.02"], None),
     # the Vanilla GAN without its guards against collapse (minibatch std, EMA), G's learning rate 100 times D's: G
     # chases whatever D cannot yet tell apart, and draws a few images
+    # the Vanilla GAN's G frozen, with the watchman told to call a stall after 2 validations without a better FID
+    # (5 by default)
+    "stall": (["model=vanilla", "optimizer.generator.lr=0", "callbacks.health.stall_patience=2"], "stall"),
     "collapse": (["model=vanilla", "model.discriminator.minibatch_std=0", "model.ema_decay=0", "optimizer.lr=2e-3",
                   "optimizer.d_lr=2e-5"], "collapse"),
     "vanilla": (["model=vanilla"], None),
@@ -123,7 +126,9 @@ def plot(runs: dict[str, tuple[Path, list]], path: Path) -> None:
     for ax, (case, (run_dir, alarms)) in zip(axes.flat, runs.items(), strict=False):
         curves, expected = signal_curves(run_dir), CASES[case][1]
         loss = OmegaConf.load(run_dir / ".hydra" / "config.yaml").model.loss
-        if expected in ("saturation", "divergence"):
+        if expected == "stall":
+            ax.plot(*zip(*curves["val/fid"], strict=True), marker=".", label="val FID")
+        elif expected in ("saturation", "divergence"):
             ax.plot(*zip(*curves["train/d_loss_epoch"], strict=True), marker=".", label=f"D's {loss} loss (epoch mean)")
             threshold = (rules["saturation_threshold"][loss] if expected == "saturation"
                          else rules["divergence_factor"] * CHANCE_LOSS[loss])
@@ -134,8 +139,9 @@ def plot(runs: dict[str, tuple[Path, list]], path: Path) -> None:
                 ax.plot(*zip(*curves[name], strict=True), marker=".", label=name)
             ax.axhline(rules["collapse_absent"], color="grey", linestyle="--", label="rarest class absent")
         fid_axis = ax.twinx()
-        fid_axis.plot(*zip(*curves["val/fid"], strict=True), color="black", alpha=0.4, marker=".", label="val FID")
-        fid_axis.set_yscale("log")
+        if expected != "stall":
+            fid_axis.plot(*zip(*curves["val/fid"], strict=True), color="black", alpha=0.4, marker=".", label="val FID")
+            fid_axis.set_yscale("log")
         for alarm in alarms:
             ax.axvline(alarm.epoch, color="red", alpha=0.5)
             ax.text(alarm.epoch, 0.98, f" {alarm.name}", color="red", fontsize=8, va="top",
