@@ -89,6 +89,22 @@ def test_the_error_type_is_exported_at_the_top():
     assert gan_lightning.UserError is UserError
 
 
+PEAK_PROBE = ("import resource, sys\nfrom gan_lightning import UserError, load_generator\n"
+              "try:\n    load_generator(sys.argv[1])\nexcept UserError as e:\n    print('refused:', e)\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+
+
+def _load_in_a_fresh_process(source: str) -> tuple[str, int]:
+    """What `load_generator(source)` answers in a process of its own (its first line), and the process's peak MB."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PEAK_PROBE, source], capture_output=True, text=True, timeout=120,
+                          check=True)
+    lines = done.stdout.splitlines()
+    return lines[0], int(lines[-1])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("change", [{"ngf": 4096, "n_extra_layers": 30}, {"n_extra_layers": 10**9},
                                     {"noise_dim": 2**40}, {"image_shape": [1, 60000, 60000]}])
@@ -96,21 +112,27 @@ def test_absurd_sizes_in_a_generator_folder_are_refused_before_anything_is_alloc
     """config.json's network sizes are read before the weights: a crafted one is refused in one line, and the
     process never grows beyond what loading a real model takes (peak memory measured in a fresh process)."""
     import json
-    import subprocess
-    import sys
 
     folder = samplers["cgan"].save_pretrained(tmp_path / "crafted")
     config = json.loads((folder / "config.json").read_text())
     config["generator"].update(change)
     (folder / "config.json").write_text(json.dumps(config))
-    probe = ("import resource, sys\nfrom gan_lightning import UserError, load_generator\n"
-             "try:\n    load_generator(sys.argv[1])\nexcept UserError as e:\n    print('refused:', e)\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
-    peaks = {}
-    for name, source in (("crafted", str(folder)), ("bundled", "cgan")):
-        done = subprocess.run([sys.executable, "-c", probe, source], capture_output=True, text=True, timeout=120,
-                              check=True)
-        lines = done.stdout.splitlines()
-        peaks[name] = int(lines[-1])
-        assert lines[0].startswith("refused: refusing to build network conv_generator") == (name == "crafted")
-    assert peaks["crafted"] <= peaks["bundled"] + 50  # MB: nothing of the network's size was allocated
+    answer, peak = _load_in_a_fresh_process(str(folder))
+    _, bundled_peak = _load_in_a_fresh_process("cgan")
+    assert answer.startswith("refused: refusing to build network conv_generator")
+    assert peak <= bundled_peak + 50  # MB: nothing of the network's size was allocated
+
+
+@pytest.mark.slow
+def test_absurd_sizes_in_a_checkpoint_are_refused_before_anything_is_allocated(trained_run, tmp_path):
+    import torch
+
+    checkpoint = torch.load(trained_run("dcgan") / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["networks"]["generator"]["ngf"] = 4096  # 1.3 billion parameters
+    torch.save(checkpoint, tmp_path / "crafted.ckpt")
+    answer, peak = _load_in_a_fresh_process(str(tmp_path / "crafted.ckpt"))
+    _, honest_peak = _load_in_a_fresh_process(str(trained_run("dcgan") / "checkpoints" / "last.ckpt"))
+    assert answer.startswith("refused: refusing to build network conv_generator") and "parameters" in answer
+    assert peak <= honest_peak + 50
+
+
