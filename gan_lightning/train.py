@@ -292,10 +292,20 @@ def check_before_run(overrides: list[str], multirun: bool = False) -> list[DictC
     return configs
 
 
+# the flags Hydra's command line takes (hydra/_internal/utils.py); anything else that starts with `-` is a mistake
+HYDRA_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r",
+               "--run", "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
+               "-cd", "--config-dir", "--experimental-rerun", "-i", "--info"}
+
+
 def main() -> None:
     """`python scripts/train.py [overrides]`: bad overrides and values stop here, before Hydra starts a job; Hydra's
     own flags (--help, --cfg, ...) go straight to it."""
     args = sys.argv[1:]
+    unknown = [a for a in args if a.startswith("-") and a.split("=", 1)[0] not in HYDRA_FLAGS]
+    if unknown:  # argparse would print its whole usage, after Hydra may have made a sweep folder
+        fail(UserError(f"{unknown[0]}: not a flag of this command (-m runs a sweep, --help lists Hydra's flags); an "
+                       "override is key=value"))
     multirun = any(a in ("-m", "--multirun") for a in args)
     if not [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]:
         try:

@@ -194,3 +194,12 @@ def test_the_command_line_refuses_a_run_that_trains_nothing_or_a_boolean_that_is
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["-m", "-x", "model.noise_dim=32,64"], ["model=cgan", "--bad"], ["-", "m"]])
+def test_a_flag_that_is_not_one_is_one_line_and_makes_no_sweep_folder(tmp_path, args):
+    done = subprocess.run([sys.executable, str(CONFIG_DIR.parent / "scripts" / "train.py"), *args], check=False,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "not a flag of this command" in done.stderr
+    assert list(tmp_path.iterdir()) == []
