@@ -37,8 +37,9 @@ def test_g_reads_the_noise_and_the_codes_and_q_is_a_head_on_d():
     logits, q = gan.discriminator(gan.generate(z[:4], code[:4]), None, with_classes=True)
     assert logits.shape == (4,) and q.shape == (4, 12)
     assert gan.condition(code) is None  # D is told nothing: the codes are G's to use and Q's to find
-    images, labels = gan.evaluation_samples(0, 3, torch.Generator().manual_seed(0))
+    images, labels, codes = gan.evaluation_samples(8, 3, torch.Generator().manual_seed(0))
     assert images.shape == (3, 1, 28, 28) and labels is None  # a code is not a label
+    assert codes.tolist() == [8, 9, 0]  # every code equally often, matched to digits by the metrics
     # the grid: one row per categorical code, the continuous codes at 0
     assert gan.fixed_code[:, :10].argmax(1).tolist() == [c for c in range(10) for _ in range(8)]
     assert not gan.fixed_code[:, 10:].any()
@@ -67,6 +68,8 @@ def test_q_recovers_the_codes_of_gs_own_samples_after_a_short_run(short_run):
     run, metrics = short_run
     assert {"train/q_categorical_loss", "train/info_loss", "val/fid"} <= metrics.keys()
     assert "val/label_accuracy" not in metrics  # its samples are asked for no label
+    # which code draws which digit, read at every validation; a real image has no code to match
+    assert 0.1 <= metrics["val/code_accuracy"] <= 1 and "val/real_code_accuracy" not in metrics
     checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert checkpoint["variant"] == "infogan"
     assert checkpoint["codes"] == {"categorical": 10, "continuous": 2, "noise": "uniform"}

@@ -132,6 +132,19 @@ def test_shuffled_labels_score_chance(test_set):
     assert 0.07 < scores["label_accuracy"] < 0.13
 
 
+def test_codes_are_matched_to_digits_after_the_fact(test_set):
+    """An InfoGAN's codes: real digits given codes that permute their labels score as well matched as the labels
+    themselves; codes that say nothing of the digit score about chance (the best matching of noise, a little above)."""
+    images, labels = test_set[0][:2000], test_set[1][:2000]
+    quality = GANQuality()
+    quality.update(images, codes=(labels + 3) % 10)
+    matched = quality.compute()
+    assert matched["code_accuracy"] >= 0.99 and "label_accuracy" not in matched
+    quality.reset()
+    quality.update(images, codes=torch.arange(2000) % 10)
+    assert 0.09 < quality.compute()["code_accuracy"] < 0.16
+
+
 def test_one_repeated_image_is_collapse(test_set):
     images, _ = test_set
     scores = evaluate_images(images[:1].repeat(200, 1, 1, 1))

@@ -56,8 +56,8 @@ def test_what_a_variant_leaves_alone_is_the_unconditional_gan():
     gan = _build("model=vanilla")
     z, code = gan.draw_latent(5)
     assert z.shape == (5, 8) and code is None and gan.condition(torch.arange(5)) is None
-    images, labels = gan.evaluation_samples(0, 3, torch.Generator().manual_seed(0))
-    assert images.shape == (3, 1, 28, 28) and labels is None
+    images, labels, codes = gan.evaluation_samples(0, 3, torch.Generator().manual_seed(0))
+    assert images.shape == (3, 1, 28, 28) and labels is None and codes is None
     assert not hasattr(gan, "fixed_code") and gan.fixed_z.shape == (64, 8)  # an 8 x 8 grid of noises
 
 
@@ -66,6 +66,6 @@ def test_the_conditional_gan_adds_the_digit_everywhere_a_label_goes():
     z, code = gan.draw_latent(5)
     assert z.shape == (5, 8) and code.shape == (5,) and code.max() < 10
     assert gan.condition(code) is code  # D is told the digit
-    images, labels = gan.evaluation_samples(7, 5, torch.Generator().manual_seed(0))
-    assert images.shape == (5, 1, 28, 28) and labels.tolist() == [7, 8, 9, 0, 1]  # every digit equally often
+    images, labels, codes = gan.evaluation_samples(7, 5, torch.Generator().manual_seed(0))
+    assert images.shape == (5, 1, 28, 28) and labels.tolist() == [7, 8, 9, 0, 1] and codes is None  # every digit equally often
     assert gan.fixed_code.tolist() == [d for d in range(10) for _ in range(8)]  # a grid row per digit

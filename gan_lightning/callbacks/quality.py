@@ -1,6 +1,7 @@
 """The quality metrics at every validation, for every variant: FID, KID, precision and recall, density and
 coverage, the MNIST score, the class balance and, for a variant whose samples are asked for a label, the label
-accuracy; each beside its real-data reference (`val/real_*`), scored once per run."""
+accuracy (or, for one whose samples are drawn with categorical codes, the code accuracy); each beside its real-data
+reference (`val/real_*`), scored once per run (a real image has no code: no `val/real_code_accuracy`)."""
 
 import lightning as L
 
@@ -9,7 +10,7 @@ from gan_lightning.metrics.quality import draw
 
 # the quality metrics logged at every validation (label accuracy only where the samples were asked for labels)
 LOGGED_QUALITY = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "mnist_score", "min_class_share",
-                  "label_accuracy")
+                  "label_accuracy", "code_accuracy")
 
 
 class ValidationQuality(L.Callback):
@@ -36,8 +37,9 @@ class ValidationQuality(L.Callback):
         first, last = self.eval_samples * rank // world, self.eval_samples * (rank + 1) // world
         labelled = False
         for start in range(first, last, quality.batch_size):
-            images, labels = pl_module.evaluation_samples(start, min(quality.batch_size, last - start), pl_module.val_rng)
-            quality.update(images, labels)
+            images, labels, codes = pl_module.evaluation_samples(
+                start, min(quality.batch_size, last - start), pl_module.val_rng)
+            quality.update(images, labels, codes)
             labelled = labels is not None
         if self._real_metrics is None:  # the first validation of this process
             val_set = getattr(trainer.datamodule, "val_set", None)

@@ -14,6 +14,8 @@ Every evaluation returns one flat dict:
     class_entropy             entropy of class_share in nats (ln 10 = 2.303 when perfectly balanced)
     label_accuracy            only with requested labels: share of images read as the digit that was asked for
     label_accuracy_per_class  only with requested labels: list of 10 (NaN for a digit never asked for)
+    code_accuracy             only with categorical codes (InfoGAN): share of images read as their code's class under
+                              the best one-to-one matching of codes to classes (`metrics.codes`)
     precision, recall         improved precision and recall (k = 3): the share of images inside the reference set's
                               feature manifold (fidelity), and of reference images inside theirs (diversity)
     density, coverage         (k = 5) how crowded the images are around real ones (~1 for real data), and the
@@ -44,6 +46,7 @@ from gan_lightning.data.mnist import load_mnist
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier
+from gan_lightning.metrics.codes import code_to_digit_accuracy
 from gan_lightning.metrics.per_digit import per_class_fid
 from gan_lightning.metrics.prdc import DC_K, PR_K, knn_radii, prdc
 
@@ -73,8 +76,9 @@ def label_accuracy(predictions: Tensor, requested: Tensor, num_classes: int = NU
     return hits.mean().item(), per_class.tolist()
 
 
-def classifier_metrics(probs: Tensor, requested: Tensor | None = None) -> dict:
-    """The classifier-only part of the dict (all keys but fid/kid) from probabilities (N, K)."""
+def classifier_metrics(probs: Tensor, requested: Tensor | None = None, codes: Tensor | None = None) -> dict:
+    """The classifier-only part of the dict (all keys but fid/kid) from probabilities (N, K), with the labels asked
+    for (N,) or the categorical codes drawn (N,) where there are some."""
     num_classes = probs.shape[1]
     predictions = probs.argmax(1)  # (N,)
     share = class_share(predictions, num_classes)
@@ -89,11 +93,15 @@ def classifier_metrics(probs: Tensor, requested: Tensor | None = None) -> dict:
         result["label_accuracy"], result["label_accuracy_per_class"] = label_accuracy(
             predictions, requested.to(predictions.device), num_classes
         )
+    if codes is not None:
+        result["code_accuracy"], _ = code_to_digit_accuracy(
+            codes.cpu().numpy(), predictions.cpu().numpy(), int(codes.max()) + 1, num_classes)
     return result
 
 
 class ClassifierOutputs(Metric):
-    """Collects classifier probabilities and, for conditional models, the requested labels."""
+    """Collects classifier probabilities and, for conditional models, the requested labels (for an InfoGAN, the
+    categorical codes)."""
 
     full_state_update = False
 
@@ -101,22 +109,29 @@ class ClassifierOutputs(Metric):
         super().__init__(**kwargs)
         self.add_state("probs", default=[], dist_reduce_fx="cat")
         self.add_state("requested", default=[], dist_reduce_fx="cat")
+        self.add_state("codes", default=[], dist_reduce_fx="cat")
 
-    def update(self, probs: Tensor, requested: Tensor | None = None) -> None:
+    def update(self, probs: Tensor, requested: Tensor | None = None, codes: Tensor | None = None) -> None:
         self.probs.append(probs)
         if requested is not None:
             self.requested.append(requested)
+        if codes is not None:
+            self.codes.append(codes)
 
-    def compute(self) -> tuple[Tensor, Tensor | None]:
+    def compute(self) -> tuple[Tensor, Tensor | None, Tensor | None]:
         probs = dim_zero_cat(self.probs)  # (N, K)
-        # no labels: an empty list, or an empty tensor once synced over DDP ranks
-        no_labels = not self.requested if isinstance(self.requested, list) else self.requested.numel() == 0
-        if no_labels:
-            return probs, None
-        requested = dim_zero_cat(self.requested)  # (N,)
-        if len(requested) != len(probs):
-            raise ValueError("labels were given for some generated batches but not for others")
-        return probs, requested
+        return probs, self._given(self.requested, len(probs), "labels"), self._given(self.codes, len(probs), "codes")
+
+    @staticmethod
+    def _given(state: list | Tensor, n: int, what: str) -> Tensor | None:
+        """A per-image state (N,), or None where none was given (an empty list, or an empty tensor once synced over
+        DDP ranks)."""
+        if (not state) if isinstance(state, list) else state.numel() == 0:
+            return None
+        values = dim_zero_cat(state)
+        if len(values) != n:
+            raise ValueError(f"{what} were given for some generated batches but not for others")
+        return values
 
 
 # k-NN radii of the reference feature sets met in this process, by a fingerprint of the set
@@ -202,8 +217,9 @@ class GANQuality(nn.Module):
     def device(self) -> torch.device:
         return self.fid.device
 
-    def update(self, fake_images: Tensor, labels: Tensor | None = None) -> None:
-        """Add generated images (B, 1, 28, 28) in [-1, 1] and, for conditional models, the labels asked for (B,)."""
+    def update(self, fake_images: Tensor, labels: Tensor | None = None, codes: Tensor | None = None) -> None:
+        """Add generated images (B, 1, 28, 28) in [-1, 1] and, for conditional models, the labels asked for (B,);
+        for an InfoGAN, the categorical codes they were drawn with (B,) instead."""
         if fake_images.shape[1:] != IMAGE_SHAPE or not fake_images.is_floating_point():
             raise ValueError(f"expected float images of shape (B, 1, 28, 28), got {tuple(fake_images.shape)}")
         if fake_images.numel() and fake_images.abs().max() > 1 + self.range_tolerance:
@@ -212,8 +228,11 @@ class GANQuality(nn.Module):
             raise ValueError(f"expected labels of shape ({len(fake_images)},), got {tuple(labels.shape)}")
         if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
             raise ValueError(f"expected labels in 0..{NUM_CLASSES - 1}")
+        assert labels is None or codes is None, "a code is not a label"
+        assert codes is None or codes.shape == fake_images.shape[:1], (codes.shape, fake_images.shape)
         label_batches = labels.split(self.batch_size) if labels is not None else itertools.repeat(None)
-        for images, requested in zip(fake_images.detach().split(self.batch_size), label_batches):
+        code_batches = codes.split(self.batch_size) if codes is not None else itertools.repeat(None)
+        for images, requested, code in zip(fake_images.detach().split(self.batch_size), label_batches, code_batches):
             images = images.to(self.device)  # (b, 1, 28, 28)
             with self.classifier.sharing_passes():
                 self.fid.update(images, real=False)
@@ -221,7 +240,7 @@ class GANQuality(nn.Module):
                 probs = self.classifier.logits(images).softmax(1)  # (b, 10)
                 features = self.classifier(images)  # (b, 128), the pass FID and KID made
             requested = None if requested is None else requested.to(self.device)
-            self.outputs.update(probs, requested)
+            self.outputs.update(probs, requested, None if code is None else code.to(self.device))
             self.features.update(features, probs.argmax(1) if requested is None else requested, real=False)
 
     def use_reference(self, images: Tensor, labels: Tensor) -> None:
@@ -250,7 +269,7 @@ class GANQuality(nn.Module):
             raise ValueError("need at least 2 generated images to compute quality metrics")
         if self.fid.real_features_num_samples == 0:
             self._add_real_images()
-        probs, requested = self.outputs.compute()  # (N, 10), (N,) or None
+        probs, requested, codes = self.outputs.compute()  # (N, 10), (N,) or None, (N,) or None
         num_samples = len(probs)
         # KID draws subsets of this size from both sets; it can't exceed either sample count.
         self.kid.subset_size = min(self.kid_subset_size, num_samples, int(self.fid.real_features_num_samples))
@@ -263,7 +282,7 @@ class GANQuality(nn.Module):
             "fid": self.fid.compute().item(),
             "kid_mean": kid_mean.item(),
             "kid_std": kid_std.item(),
-            **classifier_metrics(probs, requested),
+            **classifier_metrics(probs, requested, codes),
             "fid_per_digit": per_class_fid(real, real_classes, fake, fake_classes, NUM_CLASSES),
         }
         if num_samples > max(PR_K, DC_K):  # k-NN balls need more than k images

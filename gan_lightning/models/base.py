@@ -114,11 +114,13 @@ class GAN(L.LightningModule):
         cols = self.hparams.grid_cols
         return torch.randn(cols * cols, self.hparams.noise_dim, generator=rng), None
 
-    def evaluation_samples(self, first: int, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Samples `first` to `first + n` of the quality metrics' draw, from the sampling generator, and the labels
-        they were asked to show (None: the metrics read no labels, and compute no label accuracy)."""
+    def evaluation_samples(self, first: int, n: int, rng: torch.Generator
+                           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Samples `first` to `first + n` of the quality metrics' draw, from the sampling generator; the labels they
+        were asked to show (None: no label accuracy); and the categorical codes they were drawn with, which the
+        metrics match to classes after the fact (None: no code accuracy)."""
         z, code = self.draw_latent(n, rng)
-        return self.sample(z, code), None
+        return self.sample(z, code), None, None
 
     # ---- Shared by every variant ------------------------------------------------------------------------------
 

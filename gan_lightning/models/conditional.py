@@ -72,4 +72,4 @@ class ConditionalGAN(GAN):
         """Every digit asked for equally often over the whole draw (all ranks together)."""
         z, _ = self.draw_latent(n, rng)
         labels = torch.arange(first, first + n, device=self.device) % self.hparams.num_classes
-        return self.sample(z, labels), labels
+        return self.sample(z, labels), labels, None

@@ -11,7 +11,8 @@ it here:
   continuous ones at a fixed unit variance, half the squared error). Q learns it in the D step, on G's detached
   images; G in the G step. Q reads the images as G drew them, never through D's augmentation.
 - The sample grid has one row per categorical code, one style (noise) per column, the continuous codes at 0. The
-  quality metrics read no labels: a code is not a label (which code draws which digit is found after training).
+  quality metrics read no labels: a code is not a label. Which code draws which class is found after the fact, at
+  every validation (`val/code_accuracy`: the best one-to-one matching of codes to the classifier's classes).
 """
 
 import torch
@@ -83,6 +84,14 @@ class InfoGAN(GAN):
         info_loss, _ = self.information_loss(self._q(fake, head), code)  # G learns to draw its codes
         logs |= {"train/info_loss": info_loss.detach()}
         return g_loss + info_loss, logs
+
+    def evaluation_samples(self, first, n, rng):
+        """Every categorical code equally often over the whole draw (sample i gets code i mod K, as `evaluate.py`
+        draws them), the continuous codes drawn; the codes go to the metrics as codes, never as labels."""
+        z, code = self.draw_latent(n, rng)
+        categorical = torch.arange(first, first + n, device=self.device) % self.categorical
+        code[:, : self.categorical] = F.one_hot(categorical, self.categorical).to(code)
+        return self.sample(z, code), None, categorical
 
     def fixed_latent(self, rng):
         """One row per categorical code, the same z down each column, the continuous codes at 0."""
