@@ -148,6 +148,10 @@ def test_code_to_digit_accuracy_matches_codes_to_digits_one_to_one():
     digits[:10] = 4  # code 0 draws the 4s of code 1 too: only one of them can have digit 4
     accuracy, mapping = code_to_digit_accuracy(codes, digits, 10)
     assert accuracy == pytest.approx(0.9) and len(set(mapping)) == 10
+    # more codes than digits (model.categorical=12): two codes are left unmatched, their samples count as wrong
+    codes = np.repeat(np.arange(12), 10)
+    accuracy, mapping = code_to_digit_accuracy(codes, codes % 10, 12)
+    assert accuracy == pytest.approx(100 / 120) and sorted(mapping) == [-1, -1, *range(10)]
 
 
 def _bar(angle_pixels: int, thickness: int) -> np.ndarray:

@@ -21,12 +21,15 @@ from gan_lightning.metrics.classifier import load_classifier
 
 def code_to_digit_accuracy(codes: np.ndarray, digits: np.ndarray, num_codes: int, num_digits: int = 10
                            ) -> tuple[float, list[int]]:
-    """The accuracy of the best one-to-one matching of codes (n,) to the digits read (n,), and each code's digit."""
-    assert codes.shape == digits.shape and num_codes <= num_digits, (codes.shape, digits.shape, num_codes)
+    """The accuracy of the best one-to-one matching of codes (n,) to the digits read (n,), and each code's digit
+    (-1 for a code left unmatched: with more codes than digits, the samples of the extra codes count as wrong)."""
+    assert codes.shape == digits.shape, (codes.shape, digits.shape)
     confusion = np.zeros((num_codes, num_digits), dtype=np.int64)
     np.add.at(confusion, (codes, digits), 1)
     rows, cols = linear_sum_assignment(confusion, maximize=True)
-    return float(confusion[rows, cols].sum() / max(len(codes), 1)), [int(c) for c in cols[np.argsort(rows)]]
+    code_digits = np.full(num_codes, -1)
+    code_digits[rows] = cols
+    return float(confusion[rows, cols].sum() / max(len(codes), 1)), [int(d) for d in code_digits]
 
 
 def ink_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
