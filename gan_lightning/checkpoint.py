@@ -11,6 +11,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from gan_lightning.data.datasets import DATASETS
 from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, write_file
 from gan_lightning.networks.spec import build_network, legacy_variant, normalize_spec
@@ -142,7 +143,19 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
     info.update(variant=checkpoint_variant(checkpoint), spec=normalize_spec(spec))
     if isinstance(checkpoint.get("codes"), dict):  # what G reads after the noise, beyond it (an InfoGAN's codes)
         info["codes"] = checkpoint["codes"]
+    info["dataset"] = dataset_name(checkpoint.get("dataset"), path)
     return generator.eval(), info
+
+
+def dataset_name(recorded: Any, path: Path) -> str:
+    """The dataset a generator file records (`data.DATASETS`); none recorded: MNIST (files of gan-lightning 0.2 and
+    before)."""
+    if recorded is None:
+        return "mnist"
+    if recorded not in DATASETS:
+        raise UserError(f"{path} was trained on dataset {recorded!r}, which this version of gan-lightning does not know "
+                        f"({', '.join(DATASETS)}); upgrade the package")
+    return recorded
 
 
 # an exported generator as one torch file: the checkpoint's own layout (`networks.generator`, `state_dict` with
@@ -151,9 +164,9 @@ EXPORT_FORMAT = "gan-lightning-generator"
 
 
 def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any], out_path: str | Path,
-                        codes: dict[str, int] | None = None) -> Path:
-    """Save a generator of `variant` (with its latent `codes`, if any) on its own as one torch file, written
-    atomically. Returns the path written."""
+                        codes: dict[str, int] | None = None, dataset: str = "mnist") -> Path:
+    """Save a generator of `variant` (with its latent `codes`, if any) that learnt `dataset` on its own as one torch
+    file, written atomically. Returns the path written."""
     out_path = check_writable(out_path, "out", folder=False, example="generator.pt")
     exported = {
         "format": EXPORT_FORMAT,
@@ -161,6 +174,7 @@ def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any]
         "networks": {"generator": spec},
         "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
         **({"codes": codes} if codes else {}),
+        "dataset": dataset,
     }
     write_file(out_path, lambda file: torch.save(exported, file))
     return out_path

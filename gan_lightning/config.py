@@ -26,9 +26,9 @@ from gan_lightning import (
     hardware,  # noqa: F401  (registers the config's ${fast_precision:...} resolver)
     options,
 )
+from gan_lightning.data.datasets import DATASETS
 from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, make_folder
-from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
 from gan_lightning.metrics.prdc import MIN_REFERENCE_IMAGES
 from gan_lightning.networks.spec import MAX_SIZE, check_sizes
 
@@ -84,7 +84,8 @@ def validate(cfg: DictConfig) -> None:
     quality = OmegaConf.select(cfg, "callbacks.quality") is not None
     # FID needs at least 2 samples; the real-data row is scored at the same n (KID's subsets are cut to n when n
     # is smaller than kid_subset_size)
-    checks.integer(cfg, "callbacks.quality.eval_samples", 2, HELD_OUT_IMAGES)
+    dataset = DATASETS[checks.text(cfg, "data.dataset", choices=list(DATASETS))]
+    checks.integer(cfg, "callbacks.quality.eval_samples", 2, dataset.held_out_images)
     checks.integer(cfg, "callbacks.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
     checks.integer(cfg, "data.batch_size", 1)
     checks.number(cfg, "data.rotation", 0, maximum=180, meaning="degrees")
@@ -92,7 +93,7 @@ def validate(cfg: DictConfig) -> None:
     checks.seed(cfg, "data.shuffle_seed", optional=True)
     checks.integer(cfg, "data.num_workers", 0)
     if checks.value(cfg, "data.download") and checks.value(cfg, "data.data_dir") is None:
-        raise UserError("data.download=true needs data.data_dir: the folder to download MNIST into")
+        raise UserError(f"data.download=true needs data.data_dir: the folder to download {dataset.title} into")
     if checks.value(cfg, "data.on_device") and (checks.value(cfg, "data.num_workers") or 0) > 0:
         raise UserError("data.on_device=true cuts batches in the training process: it needs data.num_workers=0, "
                         f"got {checks.value(cfg, 'data.num_workers')}")

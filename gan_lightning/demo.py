@@ -79,15 +79,16 @@ class Explorer:
         return int(value)
 
     def _digit(self, sampler: Sampler, value, name: str = "digit") -> int | None:
-        """'all' or a digit (an InfoGAN's code), as the page's radio buttons give them (strings); an unconditional
-        model ignores it."""
+        """'all' or a class name (a digit, a garment; an InfoGAN's code number), as the page's radio buttons give
+        them (strings); an unconditional model ignores it."""
         if value is None or value == "all" or not sampler.conditional:
             return None
         name = name.replace("digit", sampler.label_key)
         try:
-            return sampler.check_digit(int(value) if isinstance(value, str) else value, name)
+            return sampler.check_digit(int(value) if isinstance(value, str) and sampler.label_key == "code" else value,
+                                       name)
         except ValueError:
-            raise UserError(f"{name} must be 'all' or a {sampler.label_key}, got {value!r}") from None
+            raise UserError(f"{name} must be 'all' or a {sampler.class_word}, got {value!r}") from None
 
     def samples(self, model, digit, seed, n, *offsets, continuous=None) -> np.ndarray:
         """The grid of n samples of `seed` (one row per digit or code for 'all'), moved along the noise coordinates;
@@ -143,7 +144,7 @@ def _answer(function):
 def build(explorer: Explorer, first: str) -> "gr.Blocks":
     """The page, opening on model `first` with its digits already drawn; every control redraws at once."""
     sampler = explorer.sampler(first)
-    digits = ["all", *map(str, range(10))]
+    digits = ["all", *sampler.class_choices()]  # the dataset's class names (MNIST: "0" to "9"), or code numbers
     # delete_cache: Gradio's copies of the pictures it served go after an hour
     with gr.Blocks(title="gan-lightning", analytics_enabled=False, delete_cache=(600, 3600)) as page:
         title = gr.Markdown(explorer.title(first), elem_id="title")
@@ -151,7 +152,7 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
             with gr.Column(scale=1):
                 model = gr.Dropdown(list(explorer.samplers), value=first, label="model", elem_id="model",
                                     visible=len(explorer.samplers) > 1)
-                digit = gr.Radio(digits, value="all", label=sampler.label_key, visible=sampler.conditional,
+                digit = gr.Radio(digits, value="all", label=sampler.class_word, visible=sampler.conditional,
                                  elem_id="digit")
                 codes = [
                     gr.Slider(-CODE_RANGE, CODE_RANGE, value=0.0, step=0.1, label=f"continuous code {i}",
@@ -182,7 +183,8 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
                     value="digits" if sampler.conditional else "seeds",
                     label="morph between",
                 )
-                digit_to = gr.Radio(digits[1:], value="1", label=f"to {sampler.label_key}", visible=sampler.conditional)
+                digit_to = gr.Radio(digits[1:], value=digits[2], label=f"to {sampler.class_word}",
+                                    visible=sampler.conditional)
                 seed_to = gr.Number(value=1, precision=0, label="to seed", elem_id="seed-to")
                 frames = gr.Slider(2, explorer.max_frames, value=16, step=1, label="frames")
                 morph = gr.Button("Morph", elem_id="morph")
@@ -197,9 +199,9 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
 
         def switch(name):
             chosen = explorer.sampler(name)
-            conditional, key = chosen.conditional, chosen.label_key
-            return (explorer.title(name), gr.update(visible=conditional, label=key),
-                    gr.update(visible=conditional, label=f"to {key}"),
+            conditional, key, choices = chosen.conditional, chosen.class_word, chosen.class_choices()
+            return (explorer.title(name), gr.update(visible=conditional, label=key, choices=["all", *choices], value="all"),
+                    gr.update(visible=conditional, label=f"to {key}", choices=choices, value=choices[1]),
                     gr.update(choices=["digits", "seeds"] if conditional else ["seeds"],
                               value="digits" if conditional else "seeds"),
                     *[gr.update(visible=chosen.continuous > i) for i in range(CODE_SLIDERS)])

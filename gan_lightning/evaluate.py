@@ -1,6 +1,7 @@
-"""`python scripts/evaluate.py [model=NAME | ckpt_path=PATH] n=10000`: how good a checkpoint's digits are, beside real data.
+"""`python scripts/evaluate.py [model=NAME | ckpt_path=PATH] n=10000`: how good a checkpoint's images are, beside real data.
 
-Every number comes from the bundled MNIST classifier (gan_lightning/metrics), scored against the MNIST test set,
+Every number comes from the bundled classifier of the dataset the model learnt (gan_lightning/metrics), scored
+against that dataset's test set,
 so they compare across runs, models and sweeps, but only at the same sample count: the real-data row shows what a
 perfect generator of n samples scores. `memorisation=true` adds how close samples come to training images,
 `cas=true` the Classification Accuracy Score of a conditional model (it trains two classifiers).
@@ -16,13 +17,12 @@ import torch
 
 from gan_lightning import checks
 from gan_lightning import tool_config as conf
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datasets import DATASETS, MNIST
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError, fail
 from gan_lightning.files import Staging, check_writable, make_folder, write_json
 from gan_lightning.metrics import GANQuality, reference_row
-from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
-from gan_lightning.metrics.classifier import HELD_OUT_IMAGES
+from gan_lightning.metrics.cas import classification_accuracy_score
 from gan_lightning.metrics.codes import classifier_digits, code_correlations, code_to_digit_accuracy
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.pretrained import bundled_name
@@ -30,13 +30,11 @@ from gan_lightning.sampling import latent
 from gan_lightning.sampling.outputs import save_png, tile
 from gan_lightning.sampling.sampler import Sampler
 
-REFERENCE_MAX = HELD_OUT_IMAGES  # real training images the classifier never saw
-
 
 def evaluate_sampler(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 500) -> dict:
     """The quality dict of n samples, generated and scored `batch_size` at a time (bounded memory).
     Images are scored as they would be saved, as uint8, like the real images they are compared with."""
-    quality = GANQuality(batch_size=batch_size).to(sampler.device)
+    quality = GANQuality(batch_size=batch_size, dataset=sampler.dataset).to(sampler.device)
     for images, labels in sampler.samples(n, seed=seed, batch_size=batch_size):
         fake = to_model_range(torch.from_numpy(images)).to(sampler.device)  # (b, 1, 28, 28)
         asked = torch.from_numpy(labels).to(sampler.device) if sampler.asks_digits else None  # a code is no label
@@ -51,34 +49,36 @@ COLUMNS = [
     ("recall", "recall", "{:.3f}"),
     ("density", "density", "{:.3f}"),
     ("coverage", "coverage", "{:.3f}"),
-    ("MNIST score", "mnist_score", "{:.2f}"),
+    ("classifier score", "classifier_score", "{:.2f}"),
     ("confidence", "confidence", "{:.3f}"),
     ("min class share", "min_class_share", "{:.3f}"),
     ("label accuracy", "label_accuracy", "{:.4f}"),
 ]
 
 
-def format_table(rows: dict[str, dict]) -> str:
-    """A Markdown table, one row per named result (missing values as '-'), plus each row's class shares."""
+def format_table(rows: dict[str, dict], class_names: Sequence[str] = MNIST.class_names) -> str:
+    """A Markdown table, one row per named result (missing values as '-'), plus each row's class shares, by the
+    dataset's class names."""
     lines = ["| | " + " | ".join(name for name, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, result in rows.items():
         cells = [fmt.format(result[key]) if key in result else "-" for _, key, fmt in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for name, result in rows.items():
-        shares = " ".join(f"{digit}:{share:.3f}" for digit, share in enumerate(result["class_share"]))
+        shares = " ".join(f"{label}:{share:.3f}" for label, share in zip(class_names, result["class_share"]))
         lines.append(f"class shares, {name}: {shares}")
-    for key, title, fmt in PER_DIGIT:
+    for key, title, fmt in PER_CLASS:
         for name, result in rows.items():
             if key in result:
-                values = " ".join(f"{d}:{'-' if _missing(v) else fmt.format(v)}" for d, v in enumerate(result[key]))
+                values = " ".join(f"{label}:{'-' if _missing(v) else fmt.format(v)}"
+                                  for label, v in zip(class_names, result[key]))
                 lines.append(f"{title}, {name}: {values}")
     return "\n".join(lines)
 
 
-# the per-digit lists: the digits asked for (conditional model) and read back; FID by digit
-PER_DIGIT = [("label_accuracy_per_class", "label accuracy per digit", "{:.3f}"),
-             ("fid_per_digit", "FID per digit", "{:.1f}")]
+# the per-class lists: the classes asked for (conditional model) and read back; FID by class
+PER_CLASS = [("label_accuracy_per_class", "label accuracy per class", "{:.3f}"),
+             ("fid_per_class", "FID per class", "{:.1f}")]
 
 
 def _missing(value) -> bool:
@@ -89,7 +89,7 @@ def _for_json(result: dict) -> dict:
     """A quality dict for the report: a digit never asked for, or with too few images, has no per-digit number (NaN in
     the dict), null here."""
     return {**result, **{key: [None if _missing(v) else v for v in result[key]]
-                         for key, _, _ in PER_DIGIT if key in result}}
+                         for key, _, _ in PER_CLASS if key in result}}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -100,16 +100,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         cfg = conf.load_config("evaluate", args)
         source = conf.generator_source(cfg)
-        n = checks.integer(cfg, "n", 2, REFERENCE_MAX)
+        n = checks.integer(cfg, "n", 2, max(dataset.held_out_images for dataset in DATASETS.values()))
         seed = checks.seed(cfg, "seed")
         batch_size = checks.integer(cfg, "batch_size", 1)
         device = conf.device(cfg, "device")
         out = Path(checks.text(cfg, "out")) if cfg.out is not None else default_report_path(source)
         check_writable(out, "out", folder=False, example="report.json")
         sampler = Sampler.load(source, device)
+        dataset = sampler.dataset = sampler.dataset.at(checks.text(cfg, "data_dir", optional=True))
+        # the real-data row is drawn from the training images the classifier never saw
+        checks.integer(cfg, "n", 2, dataset.held_out_images)
         check_memorisation = checks.boolean(cfg, "memorisation")
         cas = checks.boolean(cfg, "cas")
-        cas_n = checks.integer(cfg, "cas_n", 10, TRAIN_IMAGES)
+        cas_n = checks.integer(cfg, "cas_n", 10, dataset.train_size)
         cas_epochs = checks.integer(cfg, "cas_epochs", 1)
         if cas and not sampler.asks_digits:
             raise UserError(f"cas=true trains a classifier on generated digits with the labels asked for, which "
@@ -122,12 +125,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             report["memorisation"] = memorisation_report(sampler, n, seed, picture)
         if cas:
             report["cas"] = classification_accuracy_score(
-                lambda count, cas_seed: labelled_samples(sampler, count, cas_seed, batch_size), cas_n, cas_epochs, seed)
+                lambda count, cas_seed: labelled_samples(sampler, count, cas_seed, batch_size), cas_n, cas_epochs, seed,
+                dataset=dataset)
         write_json(out, report)
     except UserError as e:
         fail(e)
     print(f"{source}: {report['generator']}, {n} samples, seed {seed}\n")
-    print(format_table({"model": report["model"], f"real data ({n} held-out)": report["real_reference"]}))
+    print(format_table({"model": report["model"], f"real data ({n} held-out)": report["real_reference"]},
+                       sampler.dataset.class_names))
     if "codes" in report:
         print("\n" + format_codes(report["codes"]))
     if "memorisation" in report:
@@ -138,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"closest pairs: {m['picture']}")
     if "cas" in report:
         c = report["cas"]
-        print(f"\nClassification Accuracy Score: {c['cas']:.4f} on the MNIST test set for a classifier trained on "
-              f"{c['n']} generated digits ({c['epochs']} epochs, {c['cas_minutes']:.1f} min); {c['real_accuracy']:.4f} "
+        print(f"\nClassification Accuracy Score: {c['cas']:.4f} on the {sampler.dataset.title} test set for a "
+              f"classifier trained on {c['n']} generated images ({c['epochs']} epochs, {c['cas_minutes']:.1f} min); {c['real_accuracy']:.4f} "
               f"trained the same way on {c['n']} real images ({c['real_minutes']:.1f} min)")
     print(f"\nwritten: {out}")
 
@@ -154,8 +159,8 @@ def memorisation_report(sampler: Sampler, n: int, seed: int, picture: Path) -> d
     """`metrics.memorisation` of the n samples of `seed`, and the picture of the closest pairs (each sample above
     its nearest training image) written to `picture`."""
     samples = sampler.sample(n, seed=seed)
-    result = memorisation(samples)
-    train, _ = load_mnist("train")
+    result = memorisation(samples, sampler.dataset)
+    train, _ = sampler.dataset.load("train")
     pairs = [samples[i] for i, _, _ in result["closest"]] + [train[j].numpy() for _, j, _ in result["closest"]]
     with Staging("out") as staging:
         save_png(tile(np.stack(pairs), ncols=len(result["closest"]), nrows=2), staging.file(picture))
@@ -179,7 +184,7 @@ def evaluate_report(sampler: Sampler, n: int, seed: int = 0, batch_size: int = 5
         "n": n,
         "seed": seed,
         "model": _for_json(evaluate_sampler(sampler, n, seed, batch_size)),
-        "real_reference": _for_json(reference_row(n, seed=seed, device=sampler.device)),
+        "real_reference": _for_json(reference_row(n, seed=seed, device=sampler.device, dataset=sampler.dataset)),
     }
     if sampler.label_key == "code":
         report["codes"] = codes_report(sampler, n, seed)
@@ -198,7 +203,7 @@ def codes_report(sampler: Sampler, n: int, seed: int = 0) -> dict:
     codes, digits = [], []
     for images, labels in sampler.samples(n, seed=seed):
         codes.append(labels)
-        digits.append(classifier_digits(images))
+        digits.append(classifier_digits(images, dataset=sampler.dataset))
     accuracy, code_digits = code_to_digit_accuracy(np.concatenate(codes), np.concatenate(digits), sampler.num_classes)
     styles, steps = min(CODE_STYLES, n), len(CODE_SWEEP)
     z = latent.noise(seed, sampler.noise_dim, styles).repeat_interleave(steps, dim=0)  # (styles * steps, noise)

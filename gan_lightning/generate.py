@@ -150,6 +150,15 @@ def check_space(out: Path, size: int) -> None:
                         f"free in {folder}; ask for fewer")
 
 
+def _class_request(cfg: DictConfig, label_key: str, digit_key: str) -> tuple[str, int | str | None]:
+    """`label` (any dataset's class: an index or a name) or `digit` (MNIST's word for it), not both -> (the key given,
+    its value)."""
+    label, digit = conf.class_request(cfg, label_key), conf.class_request(cfg, digit_key)
+    if label is not None and digit not in (None, "all"):
+        raise UserError(f"{label_key}={label} and {digit_key}={digit} ask for the same thing: give one of them")
+    return (label_key, label) if label is not None else (digit_key, digit)
+
+
 def generate(cfg: DictConfig) -> list[Path]:
     """Do what a generate config asks (see conf/generate.yaml); returns the paths written."""
     mode = checks.text(cfg, "mode", MODES)
@@ -161,22 +170,24 @@ def generate(cfg: DictConfig) -> list[Path]:
     device = conf.device(cfg, "device")
     source = conf.generator_source(cfg)
     seed = checks.seed(cfg, "seed")
-    digit = conf.digit_request(cfg, "digit")
+    digit_key, digit = _class_request(cfg, "label", "digit")
     n, batch_size = checks.integer(cfg, "n", 1), checks.integer(cfg, "batch_size", 1)
     grid_max = checks.integer(cfg, "grid_max", 1)
     png, idx = checks.boolean(cfg, "png"), checks.boolean(cfg, "idx")
     frames, fps = checks.integer(cfg, "frames", 2, 1000), checks.positive_number(cfg, "fps", 100)
     scale = checks.integer(cfg, "scale", 1, 32)
-    seed_to, digit_to = checks.seed(cfg, "seed_to", optional=True), conf.digit_request(cfg, "digit_to")
-    code, code_to = conf.digit_request(cfg, "code"), conf.digit_request(cfg, "code_to")
+    seed_to, (digit_to_key, digit_to) = checks.seed(cfg, "seed_to", optional=True), _class_request(cfg, "label_to",
+                                                                                                    "digit_to")
+    code, code_to = conf.class_request(cfg, "code"), conf.class_request(cfg, "code_to")
     continuous = conf.numbers(cfg, "continuous")
     direction, span = checks.integer(cfg, "direction", 0), checks.positive_number(cfg, "span", MAX_SPAN)
     code_index = checks.integer(cfg, "code_index", 0)
 
     sampler = Sampler.load(source, device)
     # an InfoGAN's categorical code takes the place of the digit
-    digit = sampler.check_digit(code, "code") if code is not None else sampler.check_digit(digit)
-    digit_to = sampler.check_digit(code_to, "code_to") if code_to is not None else sampler.check_digit(digit_to, "digit_to")
+    digit = sampler.check_digit(code, "code") if code is not None else sampler.check_digit(digit, digit_key)
+    digit_to = sampler.check_digit(code_to, "code_to") if code_to is not None else sampler.check_digit(digit_to,
+                                                                                                        digit_to_key)
     values = sampler.check_continuous(continuous)
     if mode == "sample":
         check_space(out, files_size(sampler, n, seed, digit, png, idx))

@@ -20,7 +20,7 @@ import yaml
 
 from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.errors import UserError, fail
-from gan_lightning.evaluate import COLUMNS, PER_DIGIT, evaluate_report, labelled_samples
+from gan_lightning.evaluate import COLUMNS, PER_CLASS, evaluate_report, labelled_samples
 from gan_lightning.files import Staging, json_text
 from gan_lightning.metrics.cas import TRAIN_IMAGES, classification_accuracy_score
 from gan_lightning.metrics.memorisation import memorisation
@@ -172,7 +172,7 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     rows.append(f"| real data ({numbers['n']} held-out training images) | {_cells(real)} |")
     header = "| | " + " | ".join(title for title, _, _ in COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|"
     per_digit = ""
-    for key, title, fmt in PER_DIGIT:
+    for key, title, fmt in PER_CLASS:
         if ours.get(key):
             values = ", ".join(f"{d}: {'-' if v is None else fmt.format(v)}" for d, v in enumerate(ours[key]))
             per_digit += f"\n{title[0].upper() + title[1:]} (this model): {values}.\n"
@@ -285,7 +285,7 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
     trained = Sampler.load(chosen)
     # the one writer of the package's model folders: a rebuild replaces the model, and its card below
     save_pretrained(trained.generator, trained.info["variant"], trained.info["spec"], out, dtype, trained.info.get("codes"),
-                    overwrite=True, _package=True)
+                    overwrite=True, _package=True, dataset=trained.info["dataset"])
     shipped = Sampler.load(out)  # the numbers come from the files that ship
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],

@@ -63,12 +63,13 @@ def generator_source(cfg: DictConfig) -> str | Path:
     return DEFAULT_MODEL
 
 
-def digit_request(cfg: DictConfig, key: str) -> int | str | None:
-    """A digit key before the model is known: 'all', null, or an integer (checked against the model later)."""
-    value = cfg[key]
-    if value is None or value == "all" or is_int(value):
+def class_request(cfg: DictConfig, key: str) -> int | str | None:
+    """A class key before the model is known: 'all', null, an index or a class name (checked against the model's
+    dataset later)."""
+    value = cfg.get(key)
+    if value is None or is_int(value) or (isinstance(value, str) and value):
         return value
-    raise UserError(f"{key} must be 'all' or a digit, got {value!r}")
+    raise UserError(f"{key} must be 'all', a class index or a class name, got {value!r}")
 
 
 def numbers(cfg: DictConfig, key: str) -> list[float] | None:

@@ -172,7 +172,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))
     loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
     # the sizes the networks need come from the data; counted first on the meta device (no memory, no random draw)
-    sizes = {"image_shape": datamodule.image_shape, "num_classes": datamodule.num_classes}
+    sizes = {"image_shape": datamodule.image_shape, "num_classes": datamodule.num_classes,
+             "dataset": datamodule.dataset.name}
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         parameters = sum(p.numel() for p in build(cfg, "model", **sizes).parameters())
     if parameters > MAX_PARAMETERS:

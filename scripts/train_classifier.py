@@ -1,4 +1,4 @@
-"""Train the MNIST classifier behind the quality metrics: `python scripts/train_classifier.py --epochs 12 --seed 0`."""
+"""Train a dataset's classifier behind the quality metrics: `python scripts/train_classifier.py data=fashion_mnist`."""
 
 from gan_lightning.metrics.train_classifier import main
 

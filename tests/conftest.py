@@ -7,7 +7,7 @@ import pytest
 from omegaconf import DictConfig
 
 from gan_lightning.config import compose_config
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data import ImageDataModule
 from gan_lightning.metrics.quality import draw, real_row
 
 # A few real batches: enough to exercise every part of a run, fast on a 2-core CPU.
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def validation_real_row(n: int, sample_seed: int = 0, val_size: int = 5000, split_seed: int = 0) -> dict:
     """What a run's `val/real_*` should be: n images of its training split (a seeded draw) scored against its
     validation split, computed here without the GAN module."""
-    dm = MNISTDataModule(val_size=val_size, split_seed=split_seed)
+    dm = ImageDataModule(val_size=val_size, split_seed=split_seed)
     dm.setup()
     images, labels = draw(dm.train_set.images, dm.train_set.labels, n, sample_seed)
     return real_row(images, labels, reference=(dm.val_set.images, dm.val_set.labels))

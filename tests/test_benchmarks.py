@@ -17,7 +17,7 @@ from gan_lightning.benchmarks import quality, recipes
 from gan_lightning.benchmarks.recipes import check_targets, side_by_side
 from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop, plain_optimizers
 from gan_lightning.config import compose_config
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data import ImageDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_bare_loop_takes_the_steps_of_the_project_loop_under_bf16_autocast(recip
 def _train_both(recipe: list[str], n_batches: int, precision: str) -> tuple[dict, dict, dict]:
     """The initial state dict, and the state dicts after the bare loop and the project's loop trained a copy of it
     on the same first `n_batches` batches (batch 16), from the same seed."""
-    dm = MNISTDataModule(batch_size=16)
+    dm = ImageDataModule(batch_size=16)
     dm.setup()
     loader = iter(dm.train_dataloader())
     batches = [next(loader) for _ in range(n_batches)]

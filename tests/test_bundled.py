@@ -103,7 +103,7 @@ def test_the_model_card_tells_what_the_shipped_weights_score(name):
     card = json.loads((folder / "eval.json").read_text())
     fresh = evaluate_report(load_generator(name), card["n"], card["seed"])
     for row in ("model", "real_reference"):
-        for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage", "mnist_score", "confidence",
+        for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage", "classifier_score", "confidence",
                     "min_class_share", "label_accuracy"):
             if key in card[row]:
                 assert fresh[row][key] == pytest.approx(card[row][key], rel=0.01, abs=1e-3), (row, key)

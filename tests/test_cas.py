@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datasets import load_mnist
 from gan_lightning.evaluate import main
 from gan_lightning.metrics.cas import classification_accuracy_score
 from gan_lightning.metrics.quality import draw

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gan_lightning.config import check_overrides
-from gan_lightning.data import MNISTDataModule, load_mnist
+from gan_lightning.data import ImageDataModule, load_mnist
 from gan_lightning.data.datamodule import random_rotation
-from gan_lightning.data.mnist import BUNDLED_DIR, MD5
+from gan_lightning.data.datasets import BUNDLED_DIR, MNIST
 from gan_lightning.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_bundled_mnist_is_the_real_thing(split, counts):
 def _copy_bundled(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in MD5:
+    for name in MNIST.md5:
         shutil.copy(BUNDLED_DIR / f"{name}.gz", raw / f"{name}.gz")
     return raw
 
@@ -75,11 +75,11 @@ def test_download_true_uses_the_files_already_in_data_dir(tmp_path):
     """The four files lie flat in data_dir, where the loader finds them but torchvision's downloader does not
     look: download=true must not fetch anything. `MNIST` is a file, so that a download would fail at once
     (torchvision makes data_dir/MNIST/raw first) instead of reaching the network."""
-    for name in MD5:
+    for name in MNIST.md5:
         shutil.copy(BUNDLED_DIR / f"{name}.gz", tmp_path / f"{name}.gz")
     (tmp_path / "MNIST").write_text("not a folder")
     before = sorted(p.name for p in tmp_path.iterdir())
-    dm = MNISTDataModule(data_dir=str(tmp_path), download=True, val_size=1000)
+    dm = ImageDataModule(data_dir=str(tmp_path), download=True, val_size=1000)
     dm.prepare_data()  # what Lightning calls first in a run
     assert dm.image_shape == (1, 28, 28) and dm.num_classes == 10
     assert len(dm.train_set) == 59_000
@@ -91,7 +91,7 @@ def test_download_true_downloads_before_loading_and_says_when_it_cannot(tmp_path
     file, which fails before any network access) and says so in one line, never "add data.download=true"."""
     (tmp_path / "taken").write_text("a file")
     data_dir = tmp_path / "taken" / "mnist"
-    dm = MNISTDataModule(data_dir=str(data_dir), download=True)
+    dm = ImageDataModule(data_dir=str(data_dir), download=True)
     with pytest.raises(UserError) as error:
         _ = dm.image_shape  # read when the model is built, before Lightning's prepare_data
     message = str(error.value)
@@ -107,7 +107,7 @@ def test_download_true_downloads_before_loading_and_says_when_it_cannot(tmp_path
 
 
 def test_datamodule_batches_are_scaled_and_split():
-    dm = MNISTDataModule(batch_size=64, val_size=5000)
+    dm = ImageDataModule(batch_size=64, val_size=5000)
     assert dm.image_shape == (1, 28, 28) and dm.num_classes == 10
     assert len(dm.train_set) == 55000 and len(dm.val_set) == 5000
     images, labels = next(iter(dm.train_dataloader()))
@@ -119,7 +119,7 @@ def test_datamodule_batches_are_scaled_and_split():
 
 
 def test_validation_split_is_disjoint_and_fixed_by_seed():
-    a, b = MNISTDataModule(val_size=1000, split_seed=1), MNISTDataModule(val_size=1000, split_seed=1)
+    a, b = ImageDataModule(val_size=1000, split_seed=1), ImageDataModule(val_size=1000, split_seed=1)
     a.setup(), b.setup()
     assert torch.equal(a.val_set.images, b.val_set.images)
     train_keys = {hash(x.numpy().tobytes()) for x in a.train_set.images[:20000]}
@@ -141,6 +141,8 @@ def test_random_rotation_keeps_range_and_background():
     (["data.val_size=-1"], "data.val_size must be an integer >= 0, got -1"),
     (["data.rotation=400"], "data.rotation must be a number from 0 to 180 (degrees), got 400"),
     (["data.download=true"], "data.download=true needs data.data_dir"),
+    (["data.dataset=kmnist"], "data.dataset='kmnist' is not one of: mnist, fashion_mnist"),
+    (["data=fashion_mnist", "data.download=true"], "the folder to download Fashion-MNIST into"),
     (["data.on_device=true", "data.num_workers=2"], "data.on_device=true cuts batches in the training process"),
     (["data.split_seed=-1"], "data.split_seed must be an integer from 0 to 4294967295, got -1"),
 ])

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gan_lightning.checkpoint import load_checkpoint
 from gan_lightning.config import check_overrides
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data import ImageDataModule
 from gan_lightning.data.datamodule import EpochShuffledBatches, ResumableLoader, TensorBatches
 from gan_lightning.errors import UserError
 from tests.conftest import FAST, validation_real_row
@@ -43,7 +43,7 @@ def test_ddp_run_ends_with_a_checkpoint_of_both_ranks_batches(ddp_run):
     assert data_state == {"seed": 42, "epoch": 0, "batches": BATCHES, "num_replicas": 2}
 
     # what each rank trained on, from the same data module and seed: different images
-    dm = MNISTDataModule(batch_size=BATCH_SIZE, shuffle_seed=data_state["seed"])
+    dm = ImageDataModule(batch_size=BATCH_SIZE, shuffle_seed=data_state["seed"])
     dm.setup()
     seen = []
     for rank in (0, 1):
@@ -66,7 +66,7 @@ def test_ddp_ranks_draw_different_noise(ddp_run):
 def test_ddp_validation_quality_is_logged(ddp_run):
     (event_file,) = (ddp_run / "tensorboard").glob("events.out.tfevents.*")
     scalars = set(EventAccumulator(str(event_file)).Reload().Tags()["scalars"])
-    assert {"val/fid", "val/kid_mean", "val/precision", "val/recall", "val/mnist_score", "val/min_class_share",
+    assert {"val/fid", "val/kid_mean", "val/precision", "val/recall", "val/classifier_score", "val/min_class_share",
             "val/d_real", "val/d_fake"} <= scalars
     # the real-data reference, its images split over the ranks: the same FID as one process scoring them all
     (real_fid,) = EventAccumulator(str(event_file)).Reload().Scalars("val/real_fid")
@@ -104,7 +104,7 @@ def test_ranks_take_disjoint_shares_covering_the_epoch(num_replicas):
 
 
 def test_datamodule_gives_each_rank_its_share_of_training_and_validation():
-    dm = MNISTDataModule(batch_size=64, val_size=5000, shuffle_seed=0)
+    dm = ImageDataModule(batch_size=64, val_size=5000, shuffle_seed=0)
     dm.setup()
     train, val = [], []
     for rank in (0, 1):

@@ -16,14 +16,14 @@ def test_evaluate_prints_the_table_and_writes_json(trained_run, capsys, tmp_path
     printed = capsys.readouterr().out
     assert "| model |" in printed and "| real data (200 held-out) |" in printed
     # issue 3: label accuracy overall (the table) and per digit, for the digits the conditional model was asked for
-    (per_digit,) = [line for line in printed.splitlines() if line.startswith("label accuracy per digit, model: ")]
+    (per_digit,) = [line for line in printed.splitlines() if line.startswith("label accuracy per class, model: ")]
     assert [entry.split(":")[0] for entry in per_digit.split(": ", 1)[1].split()] == [str(d) for d in range(10)]
     report = json.loads(out.read_text())
     assert report["n"] == 200 and report["model"]["num_samples"] == 200
     # the conditional model is asked for every digit equally often
     assert report["model"]["label_accuracy_per_class"] and len(report["model"]["class_share"]) == 10
     real = report["real_reference"]
-    assert real["label_accuracy"] > 0.97 and real["mnist_score"] > 8
+    assert real["label_accuracy"] > 0.97 and real["classifier_score"] > 8
     # a few training batches are far from real digits
     assert report["model"]["fid"] > 10 * real["fid"]
 
@@ -118,7 +118,7 @@ def test_a_digit_never_asked_for_has_a_null_label_accuracy(trained_run, tmp_path
 
 @pytest.mark.slow
 def test_memorisation_finds_copies_of_training_images_and_not_new_digits():
-    from gan_lightning.data.mnist import load_mnist
+    from gan_lightning.data.datasets import load_mnist
     from gan_lightning.metrics.memorisation import memorisation
 
     train, _ = load_mnist("train")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from gan_lightning.checkpoint import load_checkpoint, read_generator
-from gan_lightning.data.mnist import read_idx
+from gan_lightning.data.datasets import read_idx
 from gan_lightning.errors import UserError
 from gan_lightning.export import main as export_main
 from gan_lightning.generate import files_size, main

@@ -12,15 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datasets import load_mnist
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 from gan_lightning.metrics import (
     FrozenClassifier,
     GANQuality,
+    classifier_score,
     evaluate_images,
     load_classifier,
-    mnist_score,
     reference_row,
 )
 from gan_lightning.metrics.classifier import WEIGHTS_PATH, record_path
@@ -90,12 +90,12 @@ def test_frozen_classifier_stays_frozen_inside_a_training_parent():
 # --- metric building blocks ---
 
 
-def test_mnist_score_extremes():
+def test_classifier_score_extremes():
     confident_balanced = torch.eye(10).repeat(3, 1)  # (30, 10)
-    assert mnist_score(confident_balanced) == pytest.approx(10)
-    assert mnist_score(torch.full((30, 10), 0.1)) == pytest.approx(1)
+    assert classifier_score(confident_balanced) == pytest.approx(10)
+    assert classifier_score(torch.full((30, 10), 0.1)) == pytest.approx(1)
     confident_one_digit = torch.eye(10)[[3] * 30]
-    assert mnist_score(confident_one_digit) == pytest.approx(1)
+    assert classifier_score(confident_one_digit) == pytest.approx(1)
 
 
 def test_label_accuracy_per_class():
@@ -121,7 +121,7 @@ def test_real_test_images_with_true_labels(test_set, test_set_scores):
     torch.testing.assert_close(torch.tensor(scores["class_share"]).double(), true_share, atol=0.005, rtol=0)
     assert scores["min_class_share"] == pytest.approx(true_share.min().item(), abs=0.005)
     assert scores["class_entropy"] == pytest.approx(math.log(10), abs=0.01)
-    assert scores["mnist_score"] > 9
+    assert scores["classifier_score"] > 9
     assert scores["confidence"] > 0.97
 
 
@@ -149,7 +149,7 @@ def test_one_repeated_image_is_collapse(test_set):
     images, _ = test_set
     scores = evaluate_images(images[:1].repeat(200, 1, 1, 1))
     assert "label_accuracy" not in scores
-    assert scores["mnist_score"] == pytest.approx(1, abs=1e-6)
+    assert scores["classifier_score"] == pytest.approx(1, abs=1e-6)
     assert scores["min_class_share"] == 0
     assert max(scores["class_share"]) == 1
 
@@ -160,7 +160,7 @@ def test_fid_and_kid_separate_real_from_noise():
     assert real["fid"] < 10
     assert noise["fid"] > 50 * real["fid"]
     assert abs(real["kid_mean"]) < 0.05 * noise["kid_mean"]
-    assert noise["mnist_score"] < real["mnist_score"]
+    assert noise["classifier_score"] < real["classifier_score"]
 
 
 def test_kid_with_fewer_samples_than_its_subset_size(test_set):
@@ -193,7 +193,7 @@ def test_gan_quality_accumulates_batches_and_keeps_real_features(test_set):
     quality.update(images, labels)
     at_once = quality.compute()
     evaluated = evaluate_images(images, labels)
-    for key in ("num_samples", "fid", "kid_mean", "kid_std", "mnist_score", "min_class_share", "label_accuracy"):
+    for key in ("num_samples", "fid", "kid_mean", "kid_std", "classifier_score", "min_class_share", "label_accuracy"):
         assert accumulated[key] == pytest.approx(at_once[key], rel=1e-4, abs=1e-6), key
         assert evaluated[key] == pytest.approx(at_once[key], rel=1e-4, abs=1e-6), key
 
@@ -205,7 +205,7 @@ def test_gan_quality_on_cuda(test_set):
     quality.update(images[:500].cuda(), labels[:500].cuda())
     on_cuda = quality.compute()
     on_cpu = evaluate_images(images[:500], labels[:500])
-    for key in ("fid", "mnist_score", "label_accuracy", "min_class_share"):
+    for key in ("fid", "classifier_score", "label_accuracy", "min_class_share"):
         assert on_cuda[key] == pytest.approx(on_cpu[key], rel=1e-3, abs=1e-4), key
 
 
@@ -266,7 +266,7 @@ def test_real_images_score_high_precision_and_recall(test_set_scores):
     assert scores["precision"] > 0.8 and scores["recall"] > 0.8
     assert 0.8 < scores["density"] < 1.2
     assert scores["coverage"] > 0.5  # 2,000 images reach only some of the 10,000 test images' small balls
-    assert max(scores["fid_per_digit"]) < 25  # about 200 images a digit: FID's small-sample bias, not a flaw
+    assert max(scores["fid_per_class"]) < 25  # about 200 images a digit: FID's small-sample bias, not a flaw
 
 
 def test_one_digit_drawn_well_is_precise_but_covers_little(test_set):
@@ -275,7 +275,7 @@ def test_one_digit_drawn_well_is_precise_but_covers_little(test_set):
     scores = evaluate_images(ones)
     assert scores["precision"] > 0.8
     assert scores["recall"] < 0.3 and scores["coverage"] < 0.3
-    per_digit = scores["fid_per_digit"]  # read by the classifier: nearly all are ones
+    per_digit = scores["fid_per_class"]  # read by the classifier: nearly all are ones
     assert per_digit[1] < 5 and sum(not math.isnan(v) for v in per_digit) <= 3
 
 
@@ -286,7 +286,7 @@ def test_noise_has_no_precision():
 
 
 @pytest.mark.slow
-def test_fid_per_digit_uses_the_digit_asked_for_and_fid_formula_matches_torchmetrics(test_set):
+def test_fid_per_class_uses_the_digit_asked_for_and_fid_formula_matches_torchmetrics(test_set):
     from gan_lightning.metrics.per_digit import frechet_distance
 
     images, labels = test_set
@@ -300,7 +300,7 @@ def test_fid_per_digit_uses_the_digit_asked_for_and_fid_formula_matches_torchmet
     sevens = images[labels == 7][:600]
     scores = evaluate_images(sevens, torch.full((len(sevens),), 3))
     assert scores["label_accuracy"] < 0.05
-    assert scores["fid_per_digit"][3] > 50 and all(math.isnan(v) for i, v in enumerate(scores["fid_per_digit"]) if i != 3)
+    assert scores["fid_per_class"][3] > 50 and all(math.isnan(v) for i, v in enumerate(scores["fid_per_class"]) if i != 3)
 
 
 def test_prdc_is_left_out_below_k_samples(test_set):

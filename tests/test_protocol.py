@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-import gan_lightning.data.datamodule
-import gan_lightning.metrics.quality
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data import IDXDataset, ImageDataModule
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.metrics import GANQuality, reference_row
 from gan_lightning.train import train
@@ -14,10 +12,8 @@ from tests.conftest import compose_run, validation_real_row
 
 def test_training_scores_against_the_validation_split_and_never_reads_the_test_set(tmp_path, monkeypatch):
     splits = []
-    for module in (gan_lightning.metrics.quality, gan_lightning.data.datamodule):
-        real_load = module.load_mnist
-        monkeypatch.setattr(module, "load_mnist", lambda split, *a, _load=real_load, **k: splits.append(split)
-                            or _load(split, *a, **k))
+    real_load = IDXDataset.load
+    monkeypatch.setattr(IDXDataset, "load", lambda self, split: splits.append(split) or real_load(self, split))
     final = train(compose_run(tmp_path, "model=vanilla", "~callbacks.sample_grid"))
     assert splits and set(splits) == {"train"}
 
@@ -29,7 +25,7 @@ def test_training_scores_against_the_validation_split_and_never_reads_the_test_s
 
 
 def test_a_reference_set_against_itself_scores_perfectly():
-    dm = MNISTDataModule(val_size=1000)
+    dm = ImageDataModule(val_size=1000)
     dm.setup()
     quality = GANQuality()
     quality.use_reference(dm.val_set.images, dm.val_set.labels)

@@ -7,7 +7,7 @@ import torch
 
 from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import check_overrides, compose_config
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data import ImageDataModule
 from gan_lightning.errors import UserError
 from gan_lightning.models.conditional import class_loss
 from gan_lightning.models.losses import discriminator_loss, generator_loss, gradient_penalty
@@ -205,7 +205,7 @@ def _gradients(*overrides) -> dict[str, torch.Tensor]:
     gan = _gan("model=vanilla", "model.ema_decay=0", *overrides)
     trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(gan, datamodule=MNISTDataModule(batch_size=16))
+    trainer.fit(gan, datamodule=ImageDataModule(batch_size=16))
     return {name: torch.cat([p.grad.flatten() for p in net.parameters()])
             for name, net in (("generator", gan.generator), ("discriminator", gan.discriminator))}
 

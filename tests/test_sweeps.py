@@ -51,7 +51,7 @@ def test_multirun_ends_with_a_summary_best_first_and_the_diverged_job_last(grid_
     assert good["overrides"] == "optimizer.lr=0.0002"  # what differs between the jobs; the rest is common
     assert float(good["best val/fid"]) > 0 and good["best epoch"] == "0"
     assert good["final val/fid"] == good["best val/fid"]  # one epoch: the final validation is the best
-    assert {"final val/kid_mean", "final val/mnist_score", "final val/min_class_share"} <= set(good)
+    assert {"final val/kid_mean", "final val/classifier_score", "final val/min_class_share"} <= set(good)
     # beside every score, the same for as many real training images (against the same validation split): what a
     # perfect generator would score
     assert float(good["final val/real_fid"]) == pytest.approx(validation_real_row(200)["fid"], rel=1e-3)

@@ -101,10 +101,10 @@ def test_checkpoint_is_safe_and_complete(trained_run, model):
 def test_training_changes_both_networks_and_samples_use_running_stats(tmp_path):
     from hydra.utils import instantiate
 
-    from gan_lightning.data import MNISTDataModule
+    from gan_lightning.data import ImageDataModule
 
     cfg = compose_run(tmp_path, "model=cgan")
-    dm = MNISTDataModule(batch_size=32)
+    dm = ImageDataModule(batch_size=32)
     gan = instantiate(cfg.model, image_shape=dm.image_shape, num_classes=dm.num_classes)
     before_g = [p.detach().clone() for p in gan.generator.parameters()]
     before_d = [p.detach().clone() for p in gan.discriminator.parameters()]

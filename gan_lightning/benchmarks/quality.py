@@ -40,7 +40,7 @@ MODELS = ("vanilla", "dcgan", "cgan")
 
 # (column, key, format) of the table, each cell mean ± std over the seeds: evaluate.py's columns (less the two
 # classifier-confidence ones) and the benchmark's own
-COLUMNS = [column for column in EVALUATE_COLUMNS if column[1] not in ("mnist_score", "confidence")] + [
+COLUMNS = [column for column in EVALUATE_COLUMNS if column[1] not in ("classifier_score", "confidence")] + [
     ("CAS", "cas", "{:.4f}"),
     ("memorised share", "memorised_share", "{:.4f}"),
 ]

@@ -36,7 +36,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gan_lightning.config import compose_config
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data import ImageDataModule
 from gan_lightning.data.scaling import to_model_range
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
@@ -57,7 +57,7 @@ class BatchList:
         return len(self.batches)
 
 
-class FixedBatches(MNISTDataModule):
+class FixedBatches(ImageDataModule):
     """The data module with its training batches replaced by a fixed list (no validation)."""
 
     def __init__(self, batches, **kwargs):
@@ -243,7 +243,7 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
     """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`);
     `count_syncs` (CUDA): one more run of the project's loop counts its host syncs per batch."""
     device = torch.device(device)
-    dm = MNISTDataModule(batch_size=batch_size)
+    dm = ImageDataModule(batch_size=batch_size)
     dm.setup()
     loader = iter(dm.train_dataloader())
     # on a GPU the data already lies there, as the data module keeps it under trainer=gpu

@@ -1,4 +1,4 @@
-from gan_lightning.data.datamodule import MNISTDataModule
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datamodule import ImageDataModule
+from gan_lightning.data.datasets import DATASETS, IDXDataset, get_dataset, load_mnist
 
-__all__ = ["MNISTDataModule", "load_mnist"]
+__all__ = ["DATASETS", "IDXDataset", "ImageDataModule", "get_dataset", "load_mnist"]

@@ -1,4 +1,5 @@
-"""MNIST as a LightningDataModule: decoded once into uint8 tensors, batches cut straight from them.
+"""A dataset of `datasets.py` (MNIST, Fashion-MNIST) as a LightningDataModule: decoded once into uint8 tensors,
+batches cut straight from them.
 
 Batches travel as uint8 (four times smaller than float) and are scaled to [-1, 1], to match the
 generator's Tanh, after they reach the device; the optional random-rotation augmentation runs there too,
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from gan_lightning.data.mnist import download_mnist, load_mnist
+from gan_lightning.data.datasets import IDXDataset, get_dataset
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 
@@ -133,9 +134,13 @@ class ResumableLoader(DataLoader):
         batches.skip(done // (batches.batch_size * batches.num_replicas) % max(len(batches), 1))
 
 
-class MNISTDataModule(L.LightningDataModule):
+class ImageDataModule(L.LightningDataModule):
+    """The training and validation splits of `dataset`'s train files (the test files stay for `evaluate.py`); the
+    dataset record (`self.dataset`) brings the image shape, the class names and the feature network."""
+
     def __init__(
         self,
+        dataset: str | IDXDataset = "mnist",
         data_dir: str | None = None,
         download: bool = False,
         batch_size: int = 128,
@@ -151,6 +156,7 @@ class MNISTDataModule(L.LightningDataModule):
         # the values come checked from the config (`gan_lightning.config.validate`)
         assert batch_size >= 1 and val_size >= 0 and 0 <= rotation <= 180, (batch_size, val_size, rotation)
         assert not (download and data_dir is None) and not (on_device and num_workers > 0)
+        self.dataset = (get_dataset(dataset) if isinstance(dataset, str) else dataset).at(data_dir)
         self.data_dir, self.download = data_dir, download
         self.batch_size, self.val_size, self.split_seed = batch_size, val_size, split_seed
         self.rotation, self.num_workers, self.pin_memory = rotation, num_workers, pin_memory
@@ -171,7 +177,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            download_mnist(self.data_dir)
+            self.dataset.download()
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
@@ -195,7 +201,7 @@ class MNISTDataModule(L.LightningDataModule):
         # the first load can come before Lightning's prepare_data call (image_shape and num_classes are read when
         # the model is built): download first, which does nothing once the files are there
         self.prepare_data()
-        images, labels = load_mnist("train", self.data_dir)
+        images, labels = self.dataset.load("train")
         if self.val_size >= len(labels):
             raise UserError(f"data.val_size={self.val_size} leaves no training images (the set has {len(labels)})")
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
@@ -213,9 +219,8 @@ class MNISTDataModule(L.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        """The number of digit classes, read from the labels."""
-        self.setup()
-        return int(self.train_set.labels.max()) + 1
+        """The number of classes: the dataset's class names."""
+        return self.dataset.num_classes
 
     def _loader(self, dataset: TensorBatches, batches: EpochShuffledBatches, seed: int, loader=DataLoader):
         on_device = self.data_device.type != "cpu"

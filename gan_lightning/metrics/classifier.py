@@ -1,6 +1,6 @@
-"""The bundled MNIST classifier: feature network for FID/KID and judge for the digit metrics.
+"""The bundled classifiers, one per dataset: feature network for FID/KID and judge for the class metrics.
 
-Its weights ship in `weights/`, beside a JSON record of how they were made; loading checks the file's SHA-256
+A dataset's network (`IDXDataset.classifier_path`) ships in `weights/`, beside a JSON record of how they were made; loading checks the file's SHA-256
 against that record, so a truncated or swapped file is an error, never silently different numbers.
 """
 
@@ -14,14 +14,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gan_lightning.data.datasets import MNIST
 from gan_lightning.errors import UserError
 
-WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_classifier.pt"
-
-# The classifier trains on train[:HELD_OUT_START]; train[HELD_OUT_START:] stays unseen by it and serves as its
-# validation set and as the real-data reference for the quality metrics.
-HELD_OUT_START = 50_000
-HELD_OUT_IMAGES = 60_000 - HELD_OUT_START  # real training images the classifier never saw
+# The classifier of a dataset trains on train[:held_out_start]; train[held_out_start:] stays unseen by it and serves
+# as its validation set and as the real-data reference for the quality metrics (`IDXDataset.held_out_start`).
+WEIGHTS_PATH = MNIST.classifier_path
 
 
 def record_path(weights_path: Path) -> Path:
@@ -42,8 +40,8 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class MNISTClassifier(nn.Module):
-    """Small CNN for 28x28 digits in [-1, 1]: two conv blocks, a `feature_dim`-wide hidden layer, 10 logits."""
+class ImageClassifier(nn.Module):
+    """Small CNN for 28x28 grey images in [-1, 1]: two conv blocks, a `feature_dim`-wide hidden layer, 10 logits."""
 
     def __init__(
         self,
@@ -85,7 +83,7 @@ class FrozenClassifier(nn.Module):
     The classifier passed in is converted in place; don't train it afterwards.
     """
 
-    def __init__(self, classifier: MNISTClassifier) -> None:
+    def __init__(self, classifier: ImageClassifier) -> None:
         super().__init__()
         self.num_features = classifier.feature_dim
         for module in classifier.modules():
@@ -135,7 +133,7 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _verified_state_dict(weights_path: Path) -> dict[str, Tensor]:
+def _verified_state_dict(weights_path: Path) -> tuple[dict[str, Tensor], dict]:
     record_file = record_path(weights_path)
     hint = "reinstall the package or retrain with scripts/train_classifier.py"
     try:
@@ -148,15 +146,17 @@ def _verified_state_dict(weights_path: Path) -> dict[str, Tensor]:
         ) from None
     if sha256_of(raw) != expected:
         raise UserError(f"classifier weights {weights_path} are corrupt (SHA-256 differs from {record_file}); {hint}")
-    return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True), record
 
 
-def load_classifier(weights_path: str | Path = WEIGHTS_PATH) -> MNISTClassifier:
-    """The trained classifier in eval mode, on the CPU, after checking the weights' SHA-256 against their record."""
+def load_classifier(weights_path: str | Path = WEIGHTS_PATH) -> ImageClassifier:
+    """The trained classifier in eval mode, on the CPU, after checking the weights' SHA-256 against their record
+    (which also says its number of classes; 10 when it does not)."""
     weights_path = Path(weights_path)
-    model = MNISTClassifier()
+    state_dict, record = _verified_state_dict(weights_path)
+    model = ImageClassifier(num_classes=int(record.get("num_classes", 10)))
     try:
-        model.load_state_dict(_verified_state_dict(weights_path))
+        model.load_state_dict(state_dict)
     except RuntimeError as e:
-        raise UserError(f"classifier weights {weights_path} don't fit MNISTClassifier: {e}") from None
+        raise UserError(f"classifier weights {weights_path} don't fit ImageClassifier: {e}") from None
     return model.eval()

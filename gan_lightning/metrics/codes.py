@@ -15,6 +15,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
+from gan_lightning.data.datasets import MNIST, IDXDataset
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.metrics.classifier import load_classifier
 
@@ -63,8 +64,8 @@ def code_correlations(sweeps: np.ndarray, values: np.ndarray) -> dict[str, float
 
 
 @torch.no_grad()
-def classifier_digits(images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The bundled classifier's reading of uint8 digits (n, 28, 28)."""
-    classifier = load_classifier().eval()
+def classifier_digits(images: np.ndarray, batch_size: int = 1000, dataset: IDXDataset = MNIST) -> np.ndarray:
+    """The dataset's bundled classifier's reading of uint8 images (n, H, W)."""
+    classifier = load_classifier(dataset.classifier_path).eval()
     tensors = to_model_range(torch.from_numpy(images))
     return torch.cat([classifier(batch).argmax(1) for batch in tensors.split(batch_size)]).numpy()

@@ -1,7 +1,7 @@
-"""Does a generator copy its training set? Each sample's pixel distance to its nearest MNIST training image,
+"""Does a generator copy its training set? Each sample's pixel distance to its nearest training image,
 against the same distance for real test images, which no model saw.
 
-A real test digit is never closer to a training image than its own writer's style allows; the 1st percentile
+A real test image (a digit, a garment) is never closer to a training image than its own style allows; the 1st percentile
 of the test images' nearest-neighbour distances is the threshold. The memorised share is the share of samples
 closer than that threshold to a training image: about 0.01 for real test images by construction, far above
 it for a model that reproduces training digits. Distances are Euclidean in pixel space, intensities in [0, 1].
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datasets import MNIST, IDXDataset
 
 PERCENTILE = 1.0  # of the real test images' distances: the threshold
 
@@ -34,12 +34,12 @@ def nearest(queries: Tensor, keys: Tensor, block: int = 2048) -> tuple[Tensor, T
     return torch.cat(distances), torch.cat(indices)
 
 
-def memorisation(samples: np.ndarray) -> dict:
+def memorisation(samples: np.ndarray, dataset: IDXDataset = MNIST) -> dict:
     """The memorised share of uint8 samples (N, 28, 28), the real test images' share at the same threshold
     (0.01), and what draws the closest pairs: {memorised_share, test_memorised_share, threshold,
     median_distance, test_median_distance, closest: [(sample index, training index, distance)] x 16}."""
-    train, _ = load_mnist("train")
-    test, _ = load_mnist("test")
+    train, _ = dataset.load("train")
+    test, _ = dataset.load("test")
     train_flat = _flat(train)
     test_distances, _ = nearest(_flat(test), train_flat)
     threshold = torch.quantile(test_distances, PERCENTILE / 100).item()

@@ -1,4 +1,4 @@
-"""Quality of generated MNIST digits, all judged by the bundled classifier (see classifier.py).
+"""Quality of generated images, all judged by the bundled classifier of their dataset (see classifier.py).
 
 Every evaluation returns one flat dict:
 
@@ -6,24 +6,25 @@ Every evaluation returns one flat dict:
     fid                       Fréchet distance to the reference set in classifier-feature space (lower is better)
     kid_mean, kid_std         kernel (polynomial MMD) distance to the reference set over random subsets (lower is
                               better)
-    mnist_score               exp(E_x KL(p(y|x) || p(y))): the Inception Score with the MNIST classifier;
-                              10 = every image a confident digit and all digits equally common, 1 = no information
+    classifier_score          exp(E_x KL(p(y|x) || p(y))): the Inception Score with the dataset's classifier (for
+                              MNIST, "the MNIST score"); 10 = every image confidently of one class and all classes
+                              equally common, 1 = no information
     confidence                mean max-probability of the classifier
-    class_share               list of 10: fraction of images the classifier reads as each digit
+    class_share               list of 10 (one per class): fraction of images the classifier reads as each class
     min_class_share           smallest entry of class_share (mode-collapse signal; a balanced set has ~0.1)
     class_entropy             entropy of class_share in nats (ln 10 = 2.303 when perfectly balanced)
-    label_accuracy            only with requested labels: share of images read as the digit that was asked for
-    label_accuracy_per_class  only with requested labels: list of 10 (NaN for a digit never asked for)
+    label_accuracy            only with requested labels: share of images read as the class that was asked for
+    label_accuracy_per_class  only with requested labels: list of 10 (NaN for a class never asked for)
     code_accuracy             only with categorical codes (InfoGAN): share of images read as their code's class under
                               the best one-to-one matching of codes to classes (`metrics.codes`)
     precision, recall         improved precision and recall (k = 3): the share of images inside the reference set's
                               feature manifold (fidelity), and of reference images inside theirs (diversity)
     density, coverage         (k = 5) how crowded the images are around real ones (~1 for real data), and the
                               share of reference images with an image near them (see prdc.py)
-    fid_per_digit             list of 10: FID of each digit's images (the digit asked for, or the classifier's
-                              reading) against the reference images of that digit (NaN for fewer than 2 images)
+    fid_per_class             list of 10: FID of each class's images (the class asked for, or the classifier's
+                              reading) against the reference images of that class (NaN for fewer than 2 images)
 
-The reference set is the MNIST test set (`evaluate.py`, the benchmarks), or, during training, the validation
+The reference set is the dataset's test set (`evaluate.py`, the benchmarks), or, during training, the validation
 split the GAN never trains on (`GANQuality.use_reference`), so that nothing a run selects by is scored on the
 test set. FID/KID depend on the sample count, so compare a model only with the real-data row of the same size
 (`reference_row`, `real_row`). Both are on the scale of this classifier's features: not comparable with
@@ -42,19 +43,16 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datasets import MNIST, IDXDataset
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
-from gan_lightning.metrics.classifier import HELD_OUT_START, FrozenClassifier, load_classifier
+from gan_lightning.metrics.classifier import FrozenClassifier, load_classifier
 from gan_lightning.metrics.codes import code_to_digit_accuracy
 from gan_lightning.metrics.per_digit import per_class_fid
 from gan_lightning.metrics.prdc import DC_K, PR_K, knn_radii, prdc
 
-IMAGE_SHAPE = (1, 28, 28)
-NUM_CLASSES = 10
 
-
-def mnist_score(probs: Tensor) -> float:
+def classifier_score(probs: Tensor) -> float:
     """exp(mean KL(p(y|x) || p(y))) for classifier probabilities (N, K), with p(y) their mean over the set."""
     probs = probs.double()
     marginal = probs.mean(0, keepdim=True)  # (1, K)
@@ -62,12 +60,12 @@ def mnist_score(probs: Tensor) -> float:
     return math.exp(kl.sum(1).mean().item())
 
 
-def class_share(predictions: Tensor, num_classes: int = NUM_CLASSES) -> Tensor:
+def class_share(predictions: Tensor, num_classes: int) -> Tensor:
     """Fraction of predictions (N,) equal to each class -> (num_classes,)."""
     return torch.bincount(predictions, minlength=num_classes).double() / len(predictions)
 
 
-def label_accuracy(predictions: Tensor, requested: Tensor, num_classes: int = NUM_CLASSES) -> tuple[float, list[float]]:
+def label_accuracy(predictions: Tensor, requested: Tensor, num_classes: int) -> tuple[float, list[float]]:
     """Share of predictions equal to the requested label: overall and per requested class (NaN where never asked)."""
     hits = (predictions == requested).double()  # (N,)
     asked = torch.bincount(requested, minlength=num_classes).double()  # (K,)
@@ -83,7 +81,7 @@ def classifier_metrics(probs: Tensor, requested: Tensor | None = None, codes: Te
     predictions = probs.argmax(1)  # (N,)
     share = class_share(predictions, num_classes)
     result = {
-        "mnist_score": mnist_score(probs),
+        "classifier_score": classifier_score(probs),
         "confidence": probs.max(1).values.double().mean().item(),
         "class_share": share.tolist(),
         "min_class_share": share.min().item(),
@@ -190,13 +188,15 @@ class GANQuality(nn.Module):
         batch_size: int = 256,
         range_tolerance: float = 1e-3,
         classifier: FrozenClassifier | None = None,
+        dataset: IDXDataset = MNIST,
     ) -> None:
         super().__init__()
+        self.dataset = dataset
         self.range_tolerance = range_tolerance
         self.kid_subset_size = kid_subset_size
         self.kid_seed = kid_seed
         self.batch_size = batch_size
-        self.classifier = classifier if classifier is not None else FrozenClassifier(load_classifier())
+        self.classifier = classifier if classifier is not None else FrozenClassifier(load_classifier(dataset.classifier_path))
         # normalize=False: a custom feature module gets the images exactly as passed, floats in [-1, 1].
         self.fid = FrechetInceptionDistance(feature=self.classifier, reset_real_features=False, normalize=False)
         with warnings.catch_warnings():
@@ -220,14 +220,16 @@ class GANQuality(nn.Module):
     def update(self, fake_images: Tensor, labels: Tensor | None = None, codes: Tensor | None = None) -> None:
         """Add generated images (B, 1, 28, 28) in [-1, 1] and, for conditional models, the labels asked for (B,);
         for an InfoGAN, the categorical codes they were drawn with (B,) instead."""
-        if fake_images.shape[1:] != IMAGE_SHAPE or not fake_images.is_floating_point():
-            raise ValueError(f"expected float images of shape (B, 1, 28, 28), got {tuple(fake_images.shape)}")
+        shape = self.dataset.image_shape
+        if fake_images.shape[1:] != shape or not fake_images.is_floating_point():
+            raise ValueError(f"expected float images of shape (B, {', '.join(map(str, shape))}), got "
+                             f"{tuple(fake_images.shape)}")
         if fake_images.numel() and fake_images.abs().max() > 1 + self.range_tolerance:
             raise ValueError("expected images in [-1, 1] (the Tanh range), got values outside it")
         if labels is not None and labels.shape != fake_images.shape[:1]:
             raise ValueError(f"expected labels of shape ({len(fake_images)},), got {tuple(labels.shape)}")
-        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-            raise ValueError(f"expected labels in 0..{NUM_CLASSES - 1}")
+        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= self.dataset.num_classes):
+            raise ValueError(f"expected labels in 0..{self.dataset.num_classes - 1}")
         assert labels is None or codes is None, "a code is not a label"
         assert codes is None or codes.shape == fake_images.shape[:1], (codes.shape, fake_images.shape)
         label_batches = labels.split(self.batch_size) if labels is not None else itertools.repeat(None)
@@ -247,13 +249,14 @@ class GANQuality(nn.Module):
         """Score against these real images (uint8 (N, 28, 28)) and their labels (N,) instead of the MNIST test set.
         Before the first `compute()`; under DDP every rank passes the whole set."""
         assert self.fid.real_features_num_samples == 0, "the reference set is featurized already"
-        assert images.dtype == torch.uint8 and images.shape[1:] == IMAGE_SHAPE[1:] and len(images) == len(labels)
+        assert images.dtype == torch.uint8 and images.shape[1:] == self.dataset.image_shape[1:], images.shape
+        assert len(images) == len(labels), (images.shape, labels.shape)
         self._reference = images, labels
 
     def _add_real_images(self) -> None:
         """Featurize the reference set once; both metrics keep these features across reset(). Under DDP each rank
         takes its share of it, so the states synced over ranks hold it exactly once."""
-        images, labels = self._reference if self._reference is not None else load_mnist("test")
+        images, labels = self._reference if self._reference is not None else self.dataset.load("test")
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
             images, labels = images[rank::world_size], labels[rank::world_size]
@@ -283,7 +286,7 @@ class GANQuality(nn.Module):
             "kid_mean": kid_mean.item(),
             "kid_std": kid_std.item(),
             **classifier_metrics(probs, requested, codes),
-            "fid_per_digit": per_class_fid(real, real_classes, fake, fake_classes, NUM_CLASSES),
+            "fid_per_class": per_class_fid(real, real_classes, fake, fake_classes, self.dataset.num_classes),
         }
         if num_samples > max(PR_K, DC_K):  # k-NN balls need more than k images
             if self._real_radii is None:
@@ -310,14 +313,15 @@ class GANQuality(nn.Module):
 
 
 @functools.cache
-def _shared_quality(device: torch.device) -> GANQuality:
-    """One GANQuality per device and process, so the test-set features are computed only once."""
-    return GANQuality().to(device)
+def _shared_quality(device: torch.device, dataset: IDXDataset) -> GANQuality:
+    """One GANQuality per device, dataset and process, so the test-set features are computed only once."""
+    return GANQuality(dataset=dataset).to(device)
 
 
-def evaluate_images(images: Tensor, requested_labels: Tensor | None = None) -> dict:
-    """The quality dict for generated images (N, 1, 28, 28) in [-1, 1], computed on their device, in batches."""
-    quality = _shared_quality(images.device)
+def evaluate_images(images: Tensor, requested_labels: Tensor | None = None, dataset: IDXDataset = MNIST) -> dict:
+    """The quality dict for generated images (N, C, H, W) in [-1, 1] of `dataset`, computed on their device, in
+    batches."""
+    quality = _shared_quality(images.device, dataset)
     quality.reset()
     quality.update(images, requested_labels)
     result = quality.compute()
@@ -332,27 +336,31 @@ def draw(images: Tensor, labels: Tensor, n: int, seed: int) -> tuple[Tensor, Ten
     return images[index], labels[index]
 
 
-def held_out_images(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """n real images the classifier never saw (a seeded draw from the held-out train split), uint8 (n, 28, 28),
+def held_out_images(n: int, seed: int = 0, dataset: IDXDataset = MNIST) -> tuple[Tensor, Tensor]:
+    """n real images the classifier never saw (a seeded draw from the held-out train split), uint8 (n, H, W),
     and their labels (n,)."""
-    images, labels = load_mnist("train")
-    available = len(labels) - HELD_OUT_START
+    images, labels = dataset.load("train")
+    start = dataset.held_out_start
+    available = len(labels) - start
     if not 2 <= n <= available:
         raise UserError(f"the real-data reference row needs 2 to {available} images, got {n}")
-    return draw(images[HELD_OUT_START:], labels[HELD_OUT_START:], n, seed)
+    return draw(images[start:], labels[start:], n, seed)
 
 
 def real_row(images: Tensor, labels: Tensor, reference: tuple[Tensor, Tensor] | None = None,
-             device: str | torch.device = "cpu") -> dict:
-    """The quality dict of real images (uint8 (n, 28, 28)) with their true labels asked for, against `reference`
-    (uint8 images and labels; None: the MNIST test set): what a perfect generator of n samples scores."""
-    quality = GANQuality().to(device) if reference is not None else _shared_quality(torch.device(device))
+             device: str | torch.device = "cpu", dataset: IDXDataset = MNIST) -> dict:
+    """The quality dict of real images (uint8 (n, H, W)) with their true labels asked for, against `reference`
+    (uint8 images and labels; None: the dataset's test set): what a perfect generator of n samples scores."""
+    if reference is not None:
+        quality = GANQuality(dataset=dataset).to(device)
+    else:
+        quality = _shared_quality(torch.device(device), dataset)
     if reference is not None:
         quality.use_reference(*reference)
     return quality.score_real(images, labels)
 
 
-def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+def reference_row(n: int, seed: int = 0, device: str | torch.device = "cpu", dataset: IDXDataset = MNIST) -> dict:
     """The real-data row of `evaluate.py`: n held-out training images the classifier never saw, against the test
     set."""
-    return real_row(*held_out_images(n, seed), device=device)
+    return real_row(*held_out_images(n, seed, dataset), device=device, dataset=dataset)

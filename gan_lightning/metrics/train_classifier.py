@@ -1,6 +1,6 @@
-"""Training the bundled MNIST classifier: a plain, seeded PyTorch loop over in-memory tensors.
+"""Training a dataset's bundled classifier: a plain, seeded PyTorch loop over in-memory tensors.
 
-It trains on train[:HELD_OUT_START], watches accuracy on the held-out rest of the train split, and reports test
+It trains on train[:held_out_start] (`IDXDataset`), watches accuracy on the held-out rest of the train split, and reports test
 accuracy once at the end (the test set never steers training). Output: a state dict and a JSON record beside it.
 """
 
@@ -19,17 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_lightning.data.mnist import load_mnist
+from gan_lightning.data.datasets import DATASETS, MNIST, IDXDataset
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError, fail
 from gan_lightning.files import Staging, json_text
-from gan_lightning.metrics.classifier import (
-    HELD_OUT_START,
-    WEIGHTS_PATH,
-    MNISTClassifier,
-    record_path,
-    sha256_of,
-)
+from gan_lightning.metrics.classifier import ImageClassifier, record_path, sha256_of
 
 
 def random_affine(
@@ -57,7 +51,7 @@ def random_affine(
 
 
 @torch.no_grad()
-def accuracy(model: MNISTClassifier, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
+def accuracy(model: ImageClassifier, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of `model` on float images in [-1, 1] (N, 1, 28, 28)."""
     was_training = model.training
     model.eval()
@@ -77,15 +71,16 @@ def fit_classifier(
     max_lr: float = 3e-3,
     weight_decay: float = 1e-4,
     after_epoch=None,
-) -> MNISTClassifier:
-    """A fresh `MNISTClassifier` trained on images (N, 1, 28, 28) in [-1, 1] with their labels (N,): AdamW with a
+    num_classes: int = 10,
+) -> ImageClassifier:
+    """A fresh `ImageClassifier` trained on images (N, 1, 28, 28) in [-1, 1] with their labels (N,): AdamW with a
     one-cycle learning rate, a random affine augmentation per image, seeded (weights, order, augmentation).
     `after_epoch(model, epoch, mean_loss)` is called after each epoch. The recipe of the bundled classifier, and of
     the Classification Accuracy Score's classifiers (cas.py)."""
     assert epochs >= 1 and len(images) == len(labels) > 0
     torch.manual_seed(seed)  # weight init and dropout
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation
-    model = MNISTClassifier()
+    model = ImageClassifier(num_classes=num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(labels) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
@@ -109,7 +104,9 @@ def fit_classifier(
 def train_classifier(
     epochs: int = 12,
     seed: int = 0,
-    out_path: str | Path = WEIGHTS_PATH,
+    out_path: str | Path | None = None,
+    dataset: IDXDataset = MNIST,
+    data_dir: str | Path | None = None,
     batch_size: int = 128,
     max_lr: float = 3e-3,
     weight_decay: float = 1e-4,
@@ -120,32 +117,36 @@ def train_classifier(
 ) -> dict:
     """Train, save the state dict to `out_path` and its record to the .json beside it; returns the record.
 
+    `out_path` None: the dataset's bundled network; `data_dir`: where the dataset's files are (None: its default);
     `train_size` keeps only the first that many training images (for quick runs); `command` is stored in the record.
     """
+    dataset = dataset.at(data_dir)
+    held_out_start = dataset.held_out_start
     if epochs < 1:
         raise UserError(f"epochs must be at least 1, got {epochs}")
-    if train_size is not None and not 1 <= train_size <= HELD_OUT_START:
-        raise UserError(f"train_size must be between 1 and {HELD_OUT_START}, got {train_size}")
+    if train_size is not None and not 1 <= train_size <= held_out_start:
+        raise UserError(f"train_size must be between 1 and {held_out_start}, got {train_size}")
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    out_path = Path(out_path)
+    out_path = Path(dataset.classifier_path if out_path is None else out_path)
     started = time.perf_counter()
 
-    images, labels = load_mnist("train")
-    train_end = HELD_OUT_START if train_size is None else train_size
+    images, labels = dataset.load("train")
+    train_end = held_out_start if train_size is None else train_size
     train_x, train_y = to_model_range(images[:train_end]), labels[:train_end]  # (N, 1, 28, 28), (N,)
-    held_x, held_y = to_model_range(images[HELD_OUT_START:]), labels[HELD_OUT_START:]
-    test_images, test_labels = load_mnist("test")
+    held_x, held_y = to_model_range(images[held_out_start:]), labels[held_out_start:]
+    test_images, test_labels = dataset.load("test")
     test_x = to_model_range(test_images)
 
-    def watch(model: MNISTClassifier, epoch: int, mean_loss: float) -> None:
+    def watch(model: ImageClassifier, epoch: int, mean_loss: float) -> None:
         nonlocal held_accuracy
         held_accuracy = accuracy(model, held_x, held_y)
         log(f"epoch {epoch}/{epochs}: loss {mean_loss:.4f}, held-out accuracy {held_accuracy:.4f} "
             f"({time.perf_counter() - started:.0f} s)")
 
     held_accuracy = math.nan
-    model = fit_classifier(train_x, train_y, epochs, seed, batch_size, max_lr, weight_decay, after_epoch=watch)
+    model = fit_classifier(train_x, train_y, epochs, seed, batch_size, max_lr, weight_decay, after_epoch=watch,
+                           num_classes=dataset.num_classes)
 
     test_accuracy = accuracy(model, test_x, test_labels)
     log(f"test accuracy {test_accuracy:.4f}")
@@ -156,8 +157,10 @@ def train_classifier(
         "sha256": sha256_of(weights.getvalue()),
         "test_accuracy": test_accuracy,
         "held_out_accuracy": held_accuracy,
-        "trained_on": f"MNIST train[:{train_end}]",
-        "held_out": f"MNIST train[{HELD_OUT_START}:]",
+        "dataset": dataset.name,
+        "num_classes": dataset.num_classes,
+        "trained_on": f"{dataset.title} train[:{train_end}]",
+        "held_out": f"{dataset.title} train[{held_out_start}:]",
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -177,21 +180,33 @@ def train_classifier(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python scripts/train_classifier.py [--epochs 12] [--seed 0] [--out PATH]`: writes
-    outputs/classifier/mnist_classifier.pt and the .json record beside it: on the same machine type, the same file as
-    the shipped gan_lightning/metrics/weights/mnist_classifier.pt (compare the records' sha256). To replace the
-    shipped network, pass that path as --out."""
+    """`python scripts/train_classifier.py [data=mnist|fashion_mnist] [data.data_dir=DIR] [--epochs 12] [--seed 0]
+    [--out PATH]`: writes outputs/classifier/<dataset>_classifier.pt and the .json record beside it: on the same
+    machine type, the same file as the shipped gan_lightning/metrics/weights/<dataset>_classifier.pt (compare the
+    records' sha256). To replace the shipped network, pass that path as --out."""
     parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", metavar="data=NAME data.data_dir=DIR",
+                        help=f"the dataset ({', '.join(DATASETS)}; default mnist) and the folder of its files")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="outputs/classifier/mnist_classifier.pt",
-                        help="weights file; the .json record goes beside it")
+    parser.add_argument("--out", default=None, help="weights file (default outputs/classifier/<dataset>_classifier.pt);"
+                        " the .json record goes beside it")
     parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for torch")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "scripts/train_classifier.py", *(sys.argv[1:] if argv is None else argv)])
+    given = dict(item.partition("=")[::2] for item in args.overrides)
+    unknown = [item for item in args.overrides if "=" not in item or item.partition("=")[0] not in ("data", "data.data_dir")]
+    if unknown:
+        fail(UserError(f"unknown argument {unknown[0]!r}; give data=NAME and data.data_dir=DIR, or see --help"))
+    name = given.get("data", "mnist")
+    if name not in DATASETS:
+        fail(UserError(f"unknown dataset data={name}; use data={' or data='.join(DATASETS)}"))
+    dataset = DATASETS[name]
+    out = args.out if args.out is not None else f"outputs/classifier/{dataset.classifier_path.name}"
     try:
-        train_classifier(epochs=args.epochs, seed=args.seed, out_path=args.out, train_size=args.train_size,
+        train_classifier(epochs=args.epochs, seed=args.seed, out_path=out, dataset=dataset,
+                         data_dir=given.get("data.data_dir") or None, train_size=args.train_size,
                          num_threads=args.threads, command=command)
     except UserError as e:
         fail(e)

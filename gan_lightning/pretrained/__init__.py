@@ -22,7 +22,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from gan_lightning.checkpoint import read_generator, save_generator_file, state_dict_problem
+from gan_lightning.checkpoint import dataset_name, read_generator, save_generator_file, state_dict_problem
 from gan_lightning.errors import UserError
 from gan_lightning.files import Staging, check_writable
 from gan_lightning.networks.spec import build_network, legacy_variant, normalize_spec
@@ -138,6 +138,7 @@ def load_pretrained(
     info.update(variant=variant, spec=normalize_spec(spec))
     if isinstance(config.get("codes"), dict):  # what G reads after the noise, beyond it (an InfoGAN's codes)
         info["codes"] = config["codes"]
+    info["dataset"] = dataset_name(config.get("dataset"), folder / CONFIG)
     return generator.to(map_location).eval(), info
 
 
@@ -154,10 +155,10 @@ def _refuse_package_folder(path: Path) -> None:
 
 def save_pretrained(
     generator: nn.Module, variant: str, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32",
-    codes: dict[str, int] | None = None, overwrite: bool = False, _package: bool = False,
+    codes: dict[str, int] | None = None, overwrite: bool = False, _package: bool = False, dataset: str = "mnist",
 ) -> Path:
-    """Write `generator`, of `variant` (with its latent `codes`, if any), as a folder: config.json +
-    model.safetensors (floating-point tensors as `dtype`).
+    """Write `generator`, of `variant` (with its latent `codes`, if any) that learnt `dataset`, as a folder:
+    config.json + model.safetensors (floating-point tensors as `dtype`).
 
     A new or empty folder is written; a folder holding an earlier export (either of the two files) is refused
     unless `overwrite`, which replaces those two files and nothing else (a model card there stays, and the line
@@ -188,6 +189,7 @@ def save_pretrained(
         "model": VARIANTS.get(variant, variant),
         "generator": normalize_spec(spec),
         **({"codes": codes} if codes else {}),
+        "dataset": dataset,
         "dtype": dtype,
         "sha256": {WEIGHTS: sha256(weights)},
         "library": "gan-lightning",
@@ -218,5 +220,6 @@ def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "floa
         raise UserError(f"out={out} is the generator's own source; write the export somewhere else")
     generator, info = load(source)
     if out.suffix == ".pt":
-        return save_generator_file(generator, info["variant"], info["spec"], out, info.get("codes"))
-    return save_pretrained(generator, info["variant"], info["spec"], out, dtype, info.get("codes"), overwrite)
+        return save_generator_file(generator, info["variant"], info["spec"], out, info.get("codes"), info["dataset"])
+    return save_pretrained(generator, info["variant"], info["spec"], out, dtype, info.get("codes"), overwrite,
+                           dataset=info["dataset"])

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lightning import checks, pretrained
+from gan_lightning.data.datasets import get_dataset
 from gan_lightning.data.scaling import to_uint8
 from gan_lightning.errors import UserError
 from gan_lightning.options import VARIANTS
@@ -64,6 +65,8 @@ class Sampler:
         # samples asked for digits carry labels the quality metrics may read (label accuracy, CAS); codes do not
         self.asks_digits: bool = self.conditional and not codes
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
+        # what it learnt: its feature network judges the samples, its class names name them
+        self.dataset = get_dataset(info.get("dataset", "mnist"))
         # one generator call at a time: the demo answers requests from several threads
         self._lock = threading.Lock()
         self.source: str | None = None  # the bundled model, checkpoint or folder it came from, for messages
@@ -94,7 +97,7 @@ class Sampler:
         if not isinstance(overwrite, bool):
             raise UserError(f"overwrite must be True or False, got {overwrite!r}")
         return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype,
-                                          self.info.get("codes"), overwrite)
+                                          self.info.get("codes"), overwrite, dataset=self.info["dataset"])
 
     def _uint8(self, output: torch.Tensor) -> np.ndarray:
         """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""
@@ -104,28 +107,50 @@ class Sampler:
                             "that diverged?); use an earlier checkpoint")
         return to_uint8(output)
 
+    @property
+    def class_word(self) -> str:
+        """What its categorical input is called where it is shown: a code (InfoGAN), or a class of its dataset in the
+        dataset's word (MNIST: a digit)."""
+        return "code" if self.label_key == "code" else self.dataset.class_word
+
+    def class_choices(self) -> list[str]:
+        """What it can be asked for, as a picker shows it: the dataset's class names, or the codes' numbers."""
+        if self.label_key == "code":
+            return [str(code) for code in range(self.num_classes)]
+        return list(self.dataset.class_names)
+
     def describe(self) -> str:
-        classes = f"{self.num_classes} {self.label_key}s, " if self.conditional else ""
+        plural = self.class_word + ("es" if self.class_word.endswith("s") else "s")
+        classes = f"{self.num_classes} {plural}, " if self.conditional else ""
         classes += f"{self.continuous} continuous codes, " if self.continuous else ""
         return f"{self.name} ({classes}noise size {self.noise_dim})"
 
     # ---- checks ------------------------------------------------------------------------------------------
 
     def check_digit(self, digit: Any, key: str = "digit") -> int | None:
-        """A digit request (a code request, `key` "code...", of an InfoGAN) -> the digit, or None for "all" (every
-        digit in turn; nothing to choose when unconditional)."""
+        """A class request (a code request, `key` "code...", of an InfoGAN) -> the class index, or None for "all"
+        (every class in turn; nothing to choose when unconditional). A class is its index or its name in the dataset
+        (`label="Sneaker"`, any case); `digit` and `label` are the same request."""
         if digit is None or digit == "all":
             return None
+        names = [name.lower() for name in self.dataset.class_names]
+        if isinstance(digit, str) and not key.startswith("code") and self.label_key == "digit" and self.conditional:
+            if digit.lower() not in names:
+                raise UserError(f"{key}={digit!r} is not a class of {self.dataset.title}: give one of "
+                                f"{', '.join(self.dataset.class_names)}, its index from 0 to {self.num_classes - 1}, "
+                                "or all")
+            return names.index(digit.lower())
         wanted = "code" if key.startswith("code") else "digit"
         if self.conditional and wanted != self.label_key:
-            asked = key.replace(wanted, self.label_key, 1)
+            asked = key.replace(wanted, self.label_key, 1) if key.startswith(wanted) else self.label_key
             raise UserError(f"{key}={digit}: an InfoGAN's categorical codes are not digits (which code draws which digit "
                             f"is learnt, not given); ask for {asked}={digit}" if self.label_key == "code" else
                             f"{key}={digit}: this model takes digits, not codes; ask for {asked}={digit}")
         if not self.conditional:
             raise UserError(f"{key}={digit}: this checkpoint's model is unconditional, it cannot be asked for a {wanted}")
         if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < self.num_classes:
-            raise UserError(f"{key} must be 'all' or a {wanted} from 0 to {self.num_classes - 1}, got {digit!r}")
+            kind = wanted if wanted == "code" or self.dataset.title == "MNIST" else "class index"
+            raise UserError(f"{key} must be 'all' or a {kind} from 0 to {self.num_classes - 1}, got {digit!r}")
         return digit
 
     def check_continuous(self, continuous: Any) -> torch.Tensor | None:
@@ -181,17 +206,22 @@ class Sampler:
         ]
         return np.concatenate(parts)
 
-    def sample(self, n: int, digit: int | None = None, seed: int = 0, batch_size: int = 256,
-               code: int | None = None, continuous: tuple[float, ...] | None = None) -> np.ndarray:
-        """n digits as uint8 images (n, H, W), 0 = black background like MNIST. A conditional model draws `digit`,
-        or with digit=None every digit in turn (image i is digit i mod 10); an InfoGAN draws categorical code `code`
+    def sample(self, n: int, digit: int | str | None = None, seed: int = 0, batch_size: int = 256,
+               code: int | None = None, continuous: tuple[float, ...] | None = None,
+               label: int | str | None = None) -> np.ndarray:
+        """n images as uint8 (n, H, W), 0 = black background like MNIST. A conditional model draws class `label`
+        (its index or its name: `label=7`, `label="Sneaker"`; `digit=` is the same for MNIST), or with None every class
+        in turn (image i is class i mod 10); an InfoGAN draws categorical code `code`
         (None: code i mod 10 for image i) with the continuous codes `continuous` (None: drawn per sample). The same
         seed, the same noise, whatever the codes: two calls that differ only in a code differ only in what it does."""
         n = checks.integer_value(n, "n", 1)
         if n > MAX_SAMPLES:
             raise UserError(f"n={n}: sample() returns one array of at most {MAX_SAMPLES} images; iterate over "
                             "samples(n, ...) for more, a batch at a time")
-        asked = self.check_digit(code, "code") if code is not None else self.check_digit(digit)
+        if label is not None and digit is not None:
+            raise UserError(f"label={label!r} and digit={digit!r} ask for the same thing: give one of them")
+        asked = self.check_digit(code, "code") if code is not None else \
+            self.check_digit(label, "label") if label is not None else self.check_digit(digit)
         values = self.check_continuous(continuous)
         return np.concatenate([images for images, _ in self.samples(n, seed, asked, batch_size, values)])
 
