@@ -11,7 +11,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from gan_lightning.data.datasets import DATASETS
+from gan_lightning.data.datasets import DATASETS, IMAGE_FOLDER
 from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, write_file
 from gan_lightning.networks.spec import build_network, legacy_variant, normalize_spec
@@ -144,6 +144,8 @@ def _build_generator(checkpoint: dict[str, Any], path: Path) -> tuple[nn.Module,
     if isinstance(checkpoint.get("codes"), dict):  # what G reads after the noise, beyond it (an InfoGAN's codes)
         info["codes"] = checkpoint["codes"]
     info["dataset"] = dataset_name(checkpoint.get("dataset"), path)
+    if isinstance(checkpoint.get("class_names"), list):
+        info["class_names"] = [str(name) for name in checkpoint["class_names"]]
     return generator.eval(), info
 
 
@@ -152,7 +154,7 @@ def dataset_name(recorded: Any, path: Path) -> str:
     before)."""
     if recorded is None:
         return "mnist"
-    if recorded not in DATASETS:
+    if recorded not in (*DATASETS, IMAGE_FOLDER):
         raise UserError(f"{path} was trained on dataset {recorded!r}, which this version of gan-lightning does not know "
                         f"({', '.join(DATASETS)}); upgrade the package")
     return recorded
@@ -164,7 +166,8 @@ EXPORT_FORMAT = "gan-lightning-generator"
 
 
 def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any], out_path: str | Path,
-                        codes: dict[str, int] | None = None, dataset: str = "mnist") -> Path:
+                        codes: dict[str, int] | None = None, dataset: str = "mnist",
+                        class_names: list[str] | None = None) -> Path:
     """Save a generator of `variant` (with its latent `codes`, if any) that learnt `dataset` on its own as one torch
     file, written atomically. Returns the path written."""
     out_path = check_writable(out_path, "out", folder=False, example="generator.pt")
@@ -175,6 +178,7 @@ def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any]
         "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
         **({"codes": codes} if codes else {}),
         "dataset": dataset,
+        **({"class_names": class_names} if class_names else {}),
     }
     write_file(out_path, lambda file: torch.save(exported, file))
     return out_path

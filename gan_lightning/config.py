@@ -26,7 +26,7 @@ from gan_lightning import (
     hardware,  # noqa: F401  (registers the config's ${fast_precision:...} resolver)
     options,
 )
-from gan_lightning.data.datasets import DATASETS
+from gan_lightning.data.datasets import DATASETS, IMAGE_FOLDER
 from gan_lightning.errors import UserError
 from gan_lightning.files import check_writable, make_folder
 from gan_lightning.metrics.prdc import MIN_REFERENCE_IMAGES
@@ -84,8 +84,21 @@ def validate(cfg: DictConfig) -> None:
     quality = OmegaConf.select(cfg, "callbacks.quality") is not None
     # FID needs at least 2 samples; the real-data row is scored at the same n (KID's subsets are cut to n when n
     # is smaller than kid_subset_size)
-    dataset = DATASETS[checks.text(cfg, "data.dataset", choices=list(DATASETS))]
-    checks.integer(cfg, "callbacks.quality.eval_samples", 2, dataset.held_out_images)
+    name = checks.text(cfg, "data.dataset", choices=[*DATASETS, IMAGE_FOLDER])
+    dataset = DATASETS.get(name)
+    # an image folder's size is known when it is read: its real-data row takes what it has
+    checks.integer(cfg, "callbacks.quality.eval_samples", 2,
+                   dataset.held_out_images if dataset else max(d.held_out_images for d in DATASETS.values()))
+    image_size = checks.integer(cfg, "data.image_size", 8, 128, optional=True)
+    if image_size is not None and image_size % 4:
+        raise UserError(f"data.image_size={image_size}: the networks halve the image twice, so it must be a "
+                        "multiple of 4 (28, 32, 64, ...)")
+    classifier = checks.text(cfg, "data.classifier", optional=True)
+    if classifier is not None and not Path(classifier).expanduser().is_file():
+        raise UserError(f"data.classifier={classifier}: no such file; train one with python "
+                        f"scripts/train_classifier.py data={name} and give the .pt it writes")
+    if name == IMAGE_FOLDER and checks.value(cfg, "data.data_dir") is None:
+        raise UserError("data=image_folder needs data.data_dir: the folder of your images, one sub-folder per class")
     checks.integer(cfg, "callbacks.quality.kid_subset_size", 2)  # KID's unbiased estimate divides by m(m - 1)
     checks.integer(cfg, "data.batch_size", 1)
     checks.number(cfg, "data.rotation", 0, maximum=180, meaning="degrees")
@@ -93,11 +106,12 @@ def validate(cfg: DictConfig) -> None:
     checks.seed(cfg, "data.shuffle_seed", optional=True)
     checks.integer(cfg, "data.num_workers", 0)
     if checks.value(cfg, "data.download") and checks.value(cfg, "data.data_dir") is None:
-        raise UserError(f"data.download=true needs data.data_dir: the folder to download {dataset.title} into")
+        raise UserError(f"data.download=true needs data.data_dir: the folder to download {dataset.title if dataset else name} "
+                        "into")
     if checks.value(cfg, "data.on_device") and (checks.value(cfg, "data.num_workers") or 0) > 0:
         raise UserError("data.on_device=true cuts batches in the training process: it needs data.num_workers=0, "
                         f"got {checks.value(cfg, 'data.num_workers')}")
-    val_size = checks.integer(cfg, "data.val_size", 0)
+    val_size = checks.integer(cfg, "data.val_size", 0, optional=True)  # null: a tenth of the training images
     if quality and val_size == 0:
         # the quality metrics are computed at each validation, which an empty validation split never runs
         raise UserError("data.val_size=0 leaves no validation, where the quality metrics (callbacks.quality) are "

@@ -7,6 +7,7 @@ perfect generator of n samples scores. `memorisation=true` adds how close sample
 `cas=true` the Classification Accuracy Score of a conditional model (it trains two classifiers).
 """
 
+import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -107,12 +108,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = Path(checks.text(cfg, "out")) if cfg.out is not None else default_report_path(source)
         check_writable(out, "out", folder=False, example="report.json")
         sampler = Sampler.load(source, device)
-        dataset = sampler.dataset = sampler.dataset.at(checks.text(cfg, "data_dir", optional=True))
+        dataset = sampler.dataset.at(checks.text(cfg, "data_dir", optional=True))
+        classifier = checks.text(cfg, "classifier", optional=True)
+        if classifier is not None:
+            if not Path(classifier).expanduser().is_file():
+                raise UserError(f"classifier={classifier}: no such file; give the .pt that scripts/train_classifier.py "
+                                "wrote")
+            dataset = dataclasses.replace(dataset, classifier=Path(classifier).expanduser())
+        if dataset.classifier_path is None:
+            raise UserError(f"{source} learnt {dataset.title}, which has no feature network to judge its samples: "
+                            "train one with scripts/train_classifier.py and give it as classifier=PATH")
+        sampler.dataset = dataset
         # the real-data row is drawn from the training images the classifier never saw
         checks.integer(cfg, "n", 2, dataset.held_out_images)
         check_memorisation = checks.boolean(cfg, "memorisation")
         cas = checks.boolean(cfg, "cas")
-        cas_n = checks.integer(cfg, "cas_n", 10, dataset.train_size)
+        cas_n = checks.integer(cfg, "cas_n", 10, dataset.train_size, optional=True) or dataset.train_size
         cas_epochs = checks.integer(cfg, "cas_epochs", 1)
         if cas and not sampler.asks_digits:
             raise UserError(f"cas=true trains a classifier on generated digits with the labels asked for, which "

@@ -285,7 +285,7 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
     trained = Sampler.load(chosen)
     # the one writer of the package's model folders: a rebuild replaces the model, and its card below
     save_pretrained(trained.generator, trained.info["variant"], trained.info["spec"], out, dtype, trained.info.get("codes"),
-                    overwrite=True, _package=True, dataset=trained.info["dataset"])
+                    overwrite=True, _package=True, dataset=trained.info["dataset"], class_names=trained.info.get("class_names"))
     shipped = Sampler.load(out)  # the numbers come from the files that ship
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],

@@ -55,11 +55,14 @@ class _NoAdvertisement(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertisement())
 
 
-def build(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
+def build(cfg: DictConfig, key: str, objects: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """`instantiate` of the config node at `key` (e.g. `callbacks.last_checkpoint`), with a failure reported as a
-    `UserError` naming the key."""
+    `UserError` naming the key. `objects` are passed as they are (`kwargs` become config values: no record of a
+    dataset survives that)."""
     node = OmegaConf.select(cfg, key)
     try:
+        if objects:
+            return instantiate(node, _partial_=True, **kwargs)(**objects)
         return instantiate(node, **kwargs)
     except InstantiationException as e:
         cause = e.__cause__
@@ -164,8 +167,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _runs_dir(cfg))
     datamodule = build(cfg, "data")
     # the callbacks before the model: the quality metrics' classifier is made (its layers initialised) first, so a
-    # seed gives the same initial weights as it did when the model held the metrics
-    callbacks = [build(cfg, f"callbacks.{name}") for name, c in (cfg.get("callbacks") or {}).items() if c is not None]
+    # seed gives the same initial weights as it did when the model held the metrics. They judge the samples with the
+    # data's own feature network; data with none yet (an image folder) trains without them, and without the
+    # checkpoint ranked by their FID
+    dataset, chosen = datamodule.dataset, {name: c for name, c in (cfg.get("callbacks") or {}).items() if c is not None}
+    if dataset.classifier_path is None and "quality" in chosen:
+        log.info("quality metrics off: %s has no feature network yet; train one with python scripts/train_classifier.py"
+                 " data=%s data.data_dir=%s and give it as data.classifier=<the .pt it writes>", dataset.title,
+                 dataset.name, cfg.data.data_dir)
+        chosen = {name: c for name, c in chosen.items() if name not in ("quality", "best_checkpoint")}
+    callbacks = [build(cfg, f"callbacks.{name}", {"dataset": dataset} if name == "quality" else None)
+                 for name in chosen]
     if not OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True):  # Lightning refuses a bar it may not show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     # last.ckpt after the other checkpoint callbacks, at each epoch end: it holds their state of that epoch
@@ -173,7 +185,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = [build(cfg, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
     # the sizes the networks need come from the data; counted first on the meta device (no memory, no random draw)
     sizes = {"image_shape": datamodule.image_shape, "num_classes": datamodule.num_classes,
-             "dataset": datamodule.dataset.name}
+             "dataset": datamodule.dataset.name, "class_names": list(datamodule.dataset.class_names)}
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         parameters = sum(p.numel() for p in build(cfg, "model", **sizes).parameters())
     if parameters > MAX_PARAMETERS:

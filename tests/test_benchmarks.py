@@ -126,6 +126,14 @@ def test_quality_targets_pass_and_fail_on_the_quality_issue_thresholds():
     models["cgan"].update(label_accuracy=(0.9849, 0.0), cas=(0.9740, 0.0), memorised_share=(0.0101, 0.0))
     lines = quality.check_targets(models, real)
     assert [line.split(":")[0] for line in lines if line.startswith("FAIL")] == ["FAIL cgan"] * 4
+    # Fashion-MNIST's targets: its own (its real row reads 0.93 of its labels), only the conditional GAN's
+    assert quality.check_targets(models, real, "fashion_mnist")[:3] == [
+        "PASS cgan: precision 0.720 = 0.900 of the real row's 0.800 >= 0.85",
+        "PASS cgan: recall 0.720 = 0.900 of the real row's 0.800 >= 0.85",
+        "PASS cgan: label accuracy 0.9849 >= 0.9",
+    ]
+    assert not any(line.startswith(("PASS vanilla", "FAIL vanilla"))
+                   for line in quality.check_targets(models, real, "fashion_mnist"))
 
 
 def test_quality_table_gives_mean_and_std_over_seeds():

@@ -15,6 +15,7 @@ refused, not scored.
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,9 @@ def resolved_recipe(cfg: DictConfig) -> dict:
     return {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("model", "optimizer", "data")}
 
 
-def run_config(model: str, recipe: str, epochs: int, seed: int, folder: Path) -> DictConfig:
-    """The training config of one pair's run in `folder`."""
-    return compose_config([*overrides(model, recipe), f"trainer.max_epochs={epochs}", f"seed={seed}",
+def run_config(model: str, recipe: str, epochs: int, seed: int, folder: Path, data: Sequence[str] = ()) -> DictConfig:
+    """The training config of one pair's run in `folder` (on the dataset that the `data` overrides choose)."""
+    return compose_config([*overrides(model, recipe), *data, f"trainer.max_epochs={epochs}", f"seed={seed}",
                            f"paths.output_dir={folder}", "trainer.enable_progress_bar=false"])
 
 
@@ -75,7 +76,8 @@ def run_folder(out: Path, model: str, recipe: str, seed: int = 0) -> Path:
     return out / model / (recipe if seed == 0 else f"{recipe}-seed{seed}")
 
 
-def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False) -> dict:
+def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: bool = False,
+        data: Sequence[str] = ()) -> dict:
     """Train one pair unless a finished run of the same recipe and budget is already in its folder; returns
     what `result.json` records (overrides, epochs, seed, the resolved recipe, minutes, checkpoint).
 
@@ -83,8 +85,8 @@ def run(model: str, recipe: str, epochs: int, seed: int, out: Path, retrain: boo
     its recipe too. A folder holding a run of another recipe is an error unless `retrain`: scoring it would
     put an old recipe's numbers under today's name."""
     folder = run_folder(out, model, recipe, seed)
-    cfg = run_config(model, recipe, epochs, seed, folder)
-    record = {"overrides": overrides(model, recipe), "epochs": epochs, "seed": seed, "recipe": resolved_recipe(cfg)}
+    cfg = run_config(model, recipe, epochs, seed, folder, data)
+    record = {"overrides": [*overrides(model, recipe), *data], "epochs": epochs, "seed": seed, "recipe": resolved_recipe(cfg)}
     result_file, last = folder / "result.json", folder / "checkpoints" / "last.ckpt"
     if result_file.exists() and not retrain:
         done = json.loads(result_file.read_text())

@@ -5,7 +5,7 @@ reference (`val/real_*`), scored once per run (a real image has no code: no `val
 
 import lightning as L
 
-from gan_lightning.data.datasets import get_dataset
+from gan_lightning.data.datasets import ImageDataset, get_dataset
 from gan_lightning.metrics import GANQuality
 from gan_lightning.metrics.quality import draw
 
@@ -24,11 +24,14 @@ class ValidationQuality(L.Callback):
     Under DDP each rank scores its share of the samples; the metric states are gathered over ranks in `compute()`,
     so every rank logs the same numbers."""
 
-    def __init__(self, eval_samples: int = 2000, kid_subset_size: int = 1000, dataset: str = "mnist"):
+    def __init__(self, eval_samples: int = 2000, kid_subset_size: int = 1000, dataset: ImageDataset | str = "mnist"):
         assert eval_samples >= 2 and kid_subset_size >= 2, (eval_samples, kid_subset_size)  # checked in the config
         self.eval_samples = eval_samples
-        # the dataset's own feature network judges the samples (made here, before the model: see train.py)
-        self.quality = GANQuality(kid_subset_size=kid_subset_size, dataset=get_dataset(dataset))
+        # the dataset's own feature network judges the samples (made here, before the model: see train.py, which
+        # passes the data module's dataset)
+        dataset = get_dataset(dataset) if isinstance(dataset, str) else dataset
+        assert dataset.classifier_path is not None, f"{dataset.title} has no feature network"
+        self.quality = GANQuality(kid_subset_size=kid_subset_size, dataset=dataset)
         self._real_metrics: dict | None = None  # the real-data row, scored at the first validation
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:

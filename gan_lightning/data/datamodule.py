@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from gan_lightning.data.datasets import IDXDataset, get_dataset
+from gan_lightning.data.datasets import ImageDataset, make_dataset
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError
 
+MIN_VAL_SIZE = 8  # the quality metrics' nearest-neighbour balls need more than 5 real images
 
 class TensorBatches(Dataset):
     """Indexable by a tensor of indices, so a batch sampler cuts a whole batch with one tensor gather."""
@@ -135,28 +136,31 @@ class ResumableLoader(DataLoader):
 
 
 class ImageDataModule(L.LightningDataModule):
-    """The training and validation splits of `dataset`'s train files (the test files stay for `evaluate.py`); the
-    dataset record (`self.dataset`) brings the image shape, the class names and the feature network."""
+    """The training and validation splits of `dataset`'s train split (its test split stays for `evaluate.py`); the
+    dataset record (`self.dataset`, `datasets.make_dataset`) brings the image shape, the class names and the feature
+    network. `val_size` None: a tenth of the training images (at least `MIN_VAL_SIZE`), for a folder of any size."""
 
     def __init__(
         self,
-        dataset: str | IDXDataset = "mnist",
+        dataset: str | ImageDataset = "mnist",
         data_dir: str | None = None,
         download: bool = False,
         batch_size: int = 128,
-        val_size: int = 5000,
+        val_size: int | None = 5000,
         split_seed: int = 0,
         rotation: float = 0.0,
         shuffle_seed: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         on_device: bool | None = None,
+        image_size: int | None = None,
+        classifier: str | None = None,
     ):
         super().__init__()
         # the values come checked from the config (`gan_lightning.config.validate`)
-        assert batch_size >= 1 and val_size >= 0 and 0 <= rotation <= 180, (batch_size, val_size, rotation)
+        assert batch_size >= 1 and (val_size is None or val_size >= 0) and 0 <= rotation <= 180, (batch_size, rotation)
         assert not (download and data_dir is None) and not (on_device and num_workers > 0)
-        self.dataset = (get_dataset(dataset) if isinstance(dataset, str) else dataset).at(data_dir)
+        self.dataset = make_dataset(dataset, data_dir, image_size, classifier) if isinstance(dataset, str) else dataset
         self.data_dir, self.download = data_dir, download
         self.batch_size, self.val_size, self.split_seed = batch_size, val_size, split_seed
         self.rotation, self.num_workers, self.pin_memory = rotation, num_workers, pin_memory
@@ -202,10 +206,11 @@ class ImageDataModule(L.LightningDataModule):
         # the model is built): download first, which does nothing once the files are there
         self.prepare_data()
         images, labels = self.dataset.load("train")
-        if self.val_size >= len(labels):
-            raise UserError(f"data.val_size={self.val_size} leaves no training images (the set has {len(labels)})")
+        val_size = self.val_size if self.val_size is not None else max(MIN_VAL_SIZE, len(labels) // 10)
+        if val_size >= len(labels):
+            raise UserError(f"data.val_size={val_size} leaves no training images (the set has {len(labels)})")
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-        train_idx, val_idx = order[self.val_size :], order[: self.val_size]
+        train_idx, val_idx = order[val_size:], order[:val_size]
         self.train_set = TensorBatches(images[train_idx], labels[train_idx])
         self.val_set = TensorBatches(images[val_idx], labels[val_idx])
         if self.batch_size > len(self.train_set):
@@ -213,9 +218,10 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images, read from the data."""
+        """(C, H, W) of the images: the dataset's. Reads the data first, so that a missing or bad file stops a run
+        before it starts."""
         self.setup()
-        return (1, *self.train_set.images.shape[1:])
+        return self.dataset.image_shape
 
     @property
     def num_classes(self) -> int:

@@ -24,7 +24,8 @@ TRAIN_IMAGES = MNIST.train_size  # the most a real baseline can use
 
 def accuracy_on_test_set(images: Tensor, labels: Tensor, epochs: int, seed: int, dataset: IDXDataset = MNIST) -> float:
     """Top-1 accuracy on the dataset's test set of a classifier trained on uint8 images (N, H, W) and labels (N,)."""
-    model = fit_classifier(to_model_range(images), labels, epochs, seed, num_classes=dataset.num_classes)
+    model = fit_classifier(to_model_range(images), labels, epochs, seed, num_classes=dataset.num_classes,
+                           image_size=dataset.image_size)
     test_images, test_labels = dataset.load("test")
     return accuracy(model, to_model_range(test_images), test_labels)
 

@@ -54,7 +54,7 @@ class ImageClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.feature_dim = feature_dim
-        self.num_classes = num_classes
+        self.num_classes, self.image_size = num_classes, image_size
         pooled_size = image_size // 4  # two max-pools
         self.body = nn.Sequential(
             conv_block(1, channels[0]),
@@ -151,10 +151,10 @@ def _verified_state_dict(weights_path: Path) -> tuple[dict[str, Tensor], dict]:
 
 def load_classifier(weights_path: str | Path = WEIGHTS_PATH) -> ImageClassifier:
     """The trained classifier in eval mode, on the CPU, after checking the weights' SHA-256 against their record
-    (which also says its number of classes; 10 when it does not)."""
+    (which also says its number of classes and image size; 10 and 28 when it does not)."""
     weights_path = Path(weights_path)
     state_dict, record = _verified_state_dict(weights_path)
-    model = ImageClassifier(num_classes=int(record.get("num_classes", 10)))
+    model = ImageClassifier(num_classes=int(record.get("num_classes", 10)), image_size=int(record.get("image_size", 28)))
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as e:

@@ -197,6 +197,12 @@ class GANQuality(nn.Module):
         self.kid_seed = kid_seed
         self.batch_size = batch_size
         self.classifier = classifier if classifier is not None else FrozenClassifier(load_classifier(dataset.classifier_path))
+        judge = self.classifier.classifier
+        if (judge.num_classes, judge.image_size) != (dataset.num_classes, dataset.image_size):
+            raise UserError(f"the feature network {dataset.classifier_path} reads {judge.num_classes} classes of "
+                            f"{judge.image_size}x{judge.image_size} images, {dataset.title} has {dataset.num_classes} "
+                            f"of {dataset.image_size}x{dataset.image_size}: train one for it with "
+                            "scripts/train_classifier.py")
         # normalize=False: a custom feature module gets the images exactly as passed, floats in [-1, 1].
         self.fid = FrechetInceptionDistance(feature=self.classifier, reset_real_features=False, normalize=False)
         with warnings.catch_warnings():

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_lightning.data.datasets import DATASETS, MNIST, IDXDataset
+from gan_lightning.data.datasets import DATASETS, IMAGE_FOLDER, MNIST, ImageDataset, make_dataset
 from gan_lightning.data.scaling import to_model_range
 from gan_lightning.errors import UserError, fail
 from gan_lightning.files import Staging, json_text
@@ -72,6 +72,7 @@ def fit_classifier(
     weight_decay: float = 1e-4,
     after_epoch=None,
     num_classes: int = 10,
+    image_size: int = 28,
 ) -> ImageClassifier:
     """A fresh `ImageClassifier` trained on images (N, 1, 28, 28) in [-1, 1] with their labels (N,): AdamW with a
     one-cycle learning rate, a random affine augmentation per image, seeded (weights, order, augmentation).
@@ -80,7 +81,7 @@ def fit_classifier(
     assert epochs >= 1 and len(images) == len(labels) > 0
     torch.manual_seed(seed)  # weight init and dropout
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation
-    model = ImageClassifier(num_classes=num_classes)
+    model = ImageClassifier(num_classes=num_classes, image_size=image_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(labels) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
@@ -105,7 +106,7 @@ def train_classifier(
     epochs: int = 12,
     seed: int = 0,
     out_path: str | Path | None = None,
-    dataset: IDXDataset = MNIST,
+    dataset: ImageDataset = MNIST,
     data_dir: str | Path | None = None,
     batch_size: int = 128,
     max_lr: float = 3e-3,
@@ -128,7 +129,10 @@ def train_classifier(
         raise UserError(f"train_size must be between 1 and {held_out_start}, got {train_size}")
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    out_path = Path(dataset.classifier_path if out_path is None else out_path)
+    if out_path is None:
+        assert isinstance(dataset.classifier_path, Path), "an image folder's network has no place in the package"
+        out_path = dataset.classifier_path
+    out_path = Path(out_path)
     started = time.perf_counter()
 
     images, labels = dataset.load("train")
@@ -146,7 +150,7 @@ def train_classifier(
 
     held_accuracy = math.nan
     model = fit_classifier(train_x, train_y, epochs, seed, batch_size, max_lr, weight_decay, after_epoch=watch,
-                           num_classes=dataset.num_classes)
+                           num_classes=dataset.num_classes, image_size=dataset.image_size)
 
     test_accuracy = accuracy(model, test_x, test_labels)
     log(f"test accuracy {test_accuracy:.4f}")
@@ -159,6 +163,8 @@ def train_classifier(
         "held_out_accuracy": held_accuracy,
         "dataset": dataset.name,
         "num_classes": dataset.num_classes,
+        "class_names": list(dataset.class_names),
+        "image_size": dataset.image_size,
         "trained_on": f"{dataset.title} train[:{train_end}]",
         "held_out": f"{dataset.title} train[{held_out_start}:]",
         "seed": seed,
@@ -180,13 +186,16 @@ def train_classifier(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python scripts/train_classifier.py [data=mnist|fashion_mnist] [data.data_dir=DIR] [--epochs 12] [--seed 0]
-    [--out PATH]`: writes outputs/classifier/<dataset>_classifier.pt and the .json record beside it: on the same
-    machine type, the same file as the shipped gan_lightning/metrics/weights/<dataset>_classifier.pt (compare the
-    records' sha256). To replace the shipped network, pass that path as --out."""
+    """`python scripts/train_classifier.py [data=mnist|fashion_mnist|image_folder] [data.data_dir=DIR]
+    [data.image_size=28] [--epochs 12] [--seed 0] [--out PATH]`: writes outputs/classifier/<dataset>_classifier.pt and
+    the .json record beside it: on the same machine type, the same file as the shipped
+    gan_lightning/metrics/weights/<dataset>_classifier.pt (compare the records' sha256). To replace the shipped
+    network, pass that path as --out; an image folder's network is given to training as data.classifier=PATH."""
     parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    keys = ("data", "data.data_dir", "data.image_size")
     parser.add_argument("overrides", nargs="*", metavar="data=NAME data.data_dir=DIR",
-                        help=f"the dataset ({', '.join(DATASETS)}; default mnist) and the folder of its files")
+                        help=f"the dataset ({', '.join([*DATASETS, IMAGE_FOLDER])}; default mnist), the folder of its "
+                             "files and, for an image folder, the size its images are resized to")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="weights file (default outputs/classifier/<dataset>_classifier.pt);"
@@ -196,17 +205,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     command = shlex.join(["python", "scripts/train_classifier.py", *(sys.argv[1:] if argv is None else argv)])
     given = dict(item.partition("=")[::2] for item in args.overrides)
-    unknown = [item for item in args.overrides if "=" not in item or item.partition("=")[0] not in ("data", "data.data_dir")]
-    if unknown:
-        fail(UserError(f"unknown argument {unknown[0]!r}; give data=NAME and data.data_dir=DIR, or see --help"))
-    name = given.get("data", "mnist")
-    if name not in DATASETS:
-        fail(UserError(f"unknown dataset data={name}; use data={' or data='.join(DATASETS)}"))
-    dataset = DATASETS[name]
-    out = args.out if args.out is not None else f"outputs/classifier/{dataset.classifier_path.name}"
+    unknown = [item for item in args.overrides if "=" not in item or item.partition("=")[0] not in keys]
     try:
+        if unknown:
+            raise UserError(f"unknown argument {unknown[0]!r}; give {', '.join(f'{key}=...' for key in keys)}, or "
+                            "see --help")
+        name, size = given.get("data", "mnist"), given.get("data.image_size")
+        if name not in (*DATASETS, IMAGE_FOLDER):
+            raise UserError(f"unknown dataset data={name}; use data={' or data='.join([*DATASETS, IMAGE_FOLDER])}")
+        if size is not None and (not size.isdigit() or not 8 <= int(size) <= 128 or int(size) % 4):
+            raise UserError(f"data.image_size must be a multiple of 4 from 8 to 128, got {size!r}")
+        dataset = make_dataset(name, given.get("data.data_dir") or None, None if size is None else int(size))
+        out = args.out if args.out is not None else f"outputs/classifier/{dataset.name}_classifier.pt"
         train_classifier(epochs=args.epochs, seed=args.seed, out_path=out, dataset=dataset,
-                         data_dir=given.get("data.data_dir") or None, train_size=args.train_size,
-                         num_threads=args.threads, command=command)
+                         train_size=args.train_size, num_threads=args.threads, command=command)
     except UserError as e:
         fail(e)

@@ -34,7 +34,7 @@ class GAN(L.LightningModule):
 
     `generator` and `discriminator` are network classes (or partials, as Hydra builds them with `_partial_: true`);
     the sizes that come from the data (`image_shape`, `num_classes`) are filled in here, with the name of the
-    `dataset`, which checkpoints record so that the tools judge and label the samples by it. `optimizer` maps
+    `dataset` and its `class_names`, which checkpoints record so that the tools judge and name the samples by them. `optimizer` maps
     "generator" and "discriminator" to optimizer factories. The recipe: `loss` ("bce", "hinge", "wgan-gp" with
     `gp_weight`); `d_steps` D steps per G step; `gradient_clip_val` clips each network's gradients before its step;
     `ema_decay` > 0 keeps `generator_ema`, which samples, is evaluated and exported; `augment` names DiffAugment's
@@ -50,7 +50,7 @@ class GAN(L.LightningModule):
                  loss: str = "bce", gp_weight: float = 10.0, d_steps: int = 1, ema_decay: float = 0.0,
                  gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
                  augment: str | Sequence[str] | None = None, compile: bool = False, channels_last: bool = False,
-                 lr_decay_epochs: int = 0, dataset: str = "mnist"):
+                 lr_decay_epochs: int = 0, dataset: str = "mnist", class_names: Sequence[str] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer"], logger=False)
         self.automatic_optimization = False
@@ -285,6 +285,8 @@ class GAN(L.LightningModule):
         # what `gan_lightning.checkpoint` needs to rebuild the generator without unpickling objects, by name
         checkpoint["variant"], checkpoint["networks"] = self.name, self.networks
         checkpoint["dataset"] = self.hparams.dataset
+        if self.hparams.class_names is not None:
+            checkpoint["class_names"] = list(self.hparams.class_names)
         checkpoint["rng"] = rng.state(self)  # the training noise streams, so a resumed run draws the same
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -139,6 +139,8 @@ def load_pretrained(
     if isinstance(config.get("codes"), dict):  # what G reads after the noise, beyond it (an InfoGAN's codes)
         info["codes"] = config["codes"]
     info["dataset"] = dataset_name(config.get("dataset"), folder / CONFIG)
+    if isinstance(config.get("class_names"), list):
+        info["class_names"] = [str(name) for name in config["class_names"]]
     return generator.to(map_location).eval(), info
 
 
@@ -156,6 +158,7 @@ def _refuse_package_folder(path: Path) -> None:
 def save_pretrained(
     generator: nn.Module, variant: str, spec: dict[str, Any], folder: str | os.PathLike, dtype: str = "float32",
     codes: dict[str, int] | None = None, overwrite: bool = False, _package: bool = False, dataset: str = "mnist",
+    class_names: list[str] | None = None,
 ) -> Path:
     """Write `generator`, of `variant` (with its latent `codes`, if any) that learnt `dataset`, as a folder:
     config.json + model.safetensors (floating-point tensors as `dtype`).
@@ -190,6 +193,7 @@ def save_pretrained(
         "generator": normalize_spec(spec),
         **({"codes": codes} if codes else {}),
         "dataset": dataset,
+        **({"class_names": class_names} if class_names else {}),
         "dtype": dtype,
         "sha256": {WEIGHTS: sha256(weights)},
         "library": "gan-lightning",
@@ -220,6 +224,7 @@ def export(source: str | os.PathLike, out: str | os.PathLike, dtype: str = "floa
         raise UserError(f"out={out} is the generator's own source; write the export somewhere else")
     generator, info = load(source)
     if out.suffix == ".pt":
-        return save_generator_file(generator, info["variant"], info["spec"], out, info.get("codes"), info["dataset"])
+        return save_generator_file(generator, info["variant"], info["spec"], out, info.get("codes"), info["dataset"],
+                                   info.get("class_names"))
     return save_pretrained(generator, info["variant"], info["spec"], out, dtype, info.get("codes"), overwrite,
-                           dataset=info["dataset"])
+                           dataset=info["dataset"], class_names=info.get("class_names"))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lightning import checks, pretrained
-from gan_lightning.data.datasets import get_dataset
+from gan_lightning.data.datasets import IMAGE_FOLDER, ImageDataset, ImageFolder, get_dataset
 from gan_lightning.data.scaling import to_uint8
 from gan_lightning.errors import UserError
 from gan_lightning.options import VARIANTS
@@ -45,6 +45,17 @@ def check_device(device: Any) -> torch.device:
     return device
 
 
+def generator_dataset(info: dict[str, Any]) -> ImageDataset:
+    """The dataset a generator learnt, as its file records it: a published one by name, or an image folder by its
+    class names (its files are found again with `at(data_dir)`)."""
+    name = info.get("dataset", "mnist")
+    if name != IMAGE_FOLDER:
+        return get_dataset(name)
+    names = info.get("class_names") or [str(i) for i in range(info["num_classes"])]
+    return ImageFolder(title="image folder", class_names=tuple(names), train_size=0, held_out_start=0,
+                       image_size=info["image_shape"][-1])
+
+
 class Sampler:
     """Wraps a generator (eval mode) and what describes it (`info` from `pretrained.load`). Its public methods are
     a door for users' values: a wrong type or range is a `UserError` in the words of the command-line tools."""
@@ -66,7 +77,7 @@ class Sampler:
         self.asks_digits: bool = self.conditional and not codes
         self.image_size: tuple[int, int] = tuple(info["image_shape"][1:])
         # what it learnt: its feature network judges the samples, its class names name them
-        self.dataset = get_dataset(info.get("dataset", "mnist"))
+        self.dataset = generator_dataset(info)
         # one generator call at a time: the demo answers requests from several threads
         self._lock = threading.Lock()
         self.source: str | None = None  # the bundled model, checkpoint or folder it came from, for messages
@@ -97,7 +108,8 @@ class Sampler:
         if not isinstance(overwrite, bool):
             raise UserError(f"overwrite must be True or False, got {overwrite!r}")
         return pretrained.save_pretrained(self.generator, self.info["variant"], self.info["spec"], folder, dtype,
-                                          self.info.get("codes"), overwrite, dataset=self.info["dataset"])
+                                          self.info.get("codes"), overwrite, dataset=self.info["dataset"],
+                                          class_names=self.info.get("class_names"))
 
     def _uint8(self, output: torch.Tensor) -> np.ndarray:
         """`to_uint8`, refusing NaN or infinite output, which the cast to uint8 would turn into digits of garbage."""
