@@ -177,7 +177,9 @@ def save_generator_file(generator: nn.Module, variant: str, spec: dict[str, Any]
         "networks": {"generator": spec},
         "state_dict": {f"generator.{k}": v.detach().cpu() for k, v in generator.state_dict().items()},
         **({"codes": codes} if codes else {}),
-        "dataset": dataset,
+        # MNIST is what a file without a dataset holds (gan-lightning 0.2 and before): an export of a bundled model
+        # stays byte for byte the bundled model
+        **({"dataset": dataset} if dataset != "mnist" else {}),
         **({"class_names": class_names} if class_names else {}),
     }
     write_file(out_path, lambda file: torch.save(exported, file))

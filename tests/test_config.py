@@ -23,7 +23,8 @@ def test_expected_groups_exist():
     [(g, p.stem) for g in GROUPS if g != "hydra" for p in sorted((CONFIG_DIR / g).glob("*.yaml"))],
 )
 def test_every_option_composes_and_resolves(group, option, tmp_path):
-    cfg = compose_config([f"{group}={option}", f"paths.output_dir={tmp_path}"])
+    folder = [f"data.data_dir={tmp_path}"] if option == "image_folder" else []  # the one group with a required key
+    cfg = compose_config([f"{group}={option}", f"paths.output_dir={tmp_path}", *folder])
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["paths"]["output_dir"] == str(tmp_path)
 
@@ -116,7 +117,7 @@ EVAL = "callbacks.quality.eval_samples"
     (["model=cgan", "model.discriminator._target_=gan_lightning.networks.MLPDiscriminator"],
      "model.class_loss_weight > 0 (AC-GAN) needs a discriminator with a class head"),
     # the validation metrics' reference set: too small for the k-nearest-neighbour balls of precision and recall
-    (["data.val_size=null"], "data.val_size must be an integer >= 0, got null"),
+    (["data.val_size=-1"], "data.val_size must be an integer >= 0, or null, got -1"),
     (["data.val_size=5"], ("data.val_size=5: the quality metrics score against the validation split, and its "
                            "k-nearest-neighbour balls need at least 6 images; give a larger data.val_size")),
     # they would crash the first validation, after a whole epoch of training

@@ -138,7 +138,7 @@ def test_random_rotation_keeps_range_and_background():
 
 @pytest.mark.parametrize("overrides, message", [
     (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
-    (["data.val_size=-1"], "data.val_size must be an integer >= 0, got -1"),
+    (["data.val_size=-1"], "data.val_size must be an integer >= 0, or null, got -1"),
     (["data.rotation=400"], "data.rotation must be a number from 0 to 180 (degrees), got 400"),
     (["data.download=true"], "data.download=true needs data.data_dir"),
     (["data.dataset=kmnist"], "data.dataset='kmnist' is not one of: mnist, fashion_mnist"),

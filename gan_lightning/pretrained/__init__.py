@@ -192,7 +192,9 @@ def save_pretrained(
         "model": VARIANTS.get(variant, variant),
         "generator": normalize_spec(spec),
         **({"codes": codes} if codes else {}),
-        "dataset": dataset,
+        # MNIST is what a file without a dataset holds (gan-lightning 0.2 and before): an export of a bundled model
+        # stays byte for byte the bundled model
+        **({"dataset": dataset} if dataset != "mnist" else {}),
         **({"class_names": class_names} if class_names else {}),
         "dtype": dtype,
         "sha256": {WEIGHTS: sha256(weights)},

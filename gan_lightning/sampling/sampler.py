@@ -147,11 +147,12 @@ class Sampler:
             return None
         names = [name.lower() for name in self.dataset.class_names]
         if isinstance(digit, str) and not key.startswith("code") and self.label_key == "digit" and self.conditional:
-            if digit.lower() not in names:
+            if digit.lower() not in names and names != [str(i) for i in range(len(names))]:
                 raise UserError(f"{key}={digit!r} is not a class of {self.dataset.title}: give one of "
                                 f"{', '.join(self.dataset.class_names)}, its index from 0 to {self.num_classes - 1}, "
                                 "or all")
-            return names.index(digit.lower())
+            if digit.lower() in names:
+                return names.index(digit.lower())
         wanted = "code" if key.startswith("code") else "digit"
         if self.conditional and wanted != self.label_key:
             asked = key.replace(wanted, self.label_key, 1) if key.startswith(wanted) else self.label_key
