@@ -183,7 +183,7 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
                     value="digits" if sampler.conditional else "seeds",
                     label="morph between",
                 )
-                digit_to = gr.Radio(digits[1:], value=digits[2], label=f"to {sampler.class_word}",
+                digit_to = gr.Radio(digits[1:], value=digits[min(2, len(digits) - 1)], label=f"to {sampler.class_word}",
                                     visible=sampler.conditional)
                 seed_to = gr.Number(value=1, precision=0, label="to seed", elem_id="seed-to")
                 frames = gr.Slider(2, explorer.max_frames, value=16, step=1, label="frames")
@@ -201,7 +201,7 @@ def build(explorer: Explorer, first: str) -> "gr.Blocks":
             chosen = explorer.sampler(name)
             conditional, key, choices = chosen.conditional, chosen.class_word, chosen.class_choices()
             return (explorer.title(name), gr.update(visible=conditional, label=key, choices=["all", *choices], value="all"),
-                    gr.update(visible=conditional, label=f"to {key}", choices=choices, value=choices[1]),
+                    gr.update(visible=conditional, label=f"to {key}", choices=choices, value=choices[min(1, len(choices) - 1)]),
                     gr.update(choices=["digits", "seeds"] if conditional else ["seeds"],
                               value="digits" if conditional else "seeds"),
                     *[gr.update(visible=chosen.continuous > i) for i in range(CODE_SLIDERS)])
