@@ -27,7 +27,6 @@ from omegaconf import DictConfig
 from gan_lightning import checks
 from gan_lightning import tool_config as conf
 from gan_lightning.errors import UserError, fail
-from gan_lightning.options import VARIANTS
 from gan_lightning.pretrained import BUNDLED, bundled_name
 from gan_lightning.sampling.outputs import frame_pictures, sample_grid, save_gif
 from gan_lightning.sampling.sampler import Sampler
@@ -242,14 +241,22 @@ def check_address(host: str, port: int) -> None:
             raise UserError(f"cannot serve on host={host} ({e.strerror or e}); {NETWORK_HINT}") from None
 
 
+def model_label(name: str, sampler: Sampler) -> str:
+    """What the page's model picker calls bundled model `name`: its variant, and its dataset when not MNIST."""
+    learnt = "" if sampler.dataset.name == "mnist" else f", {sampler.dataset.title}"
+    return f"{sampler.name}{learnt} ({name})"
+
+
 def open_models(source: str | Path, device) -> tuple[str, dict[str, Sampler]]:
     """The model to open (a bundled one or the user's own) and every bundled model, by the label the page shows.
     -> (the first one's label, {label: sampler})."""
-    first = f"{VARIANTS[source]} ({source})" if bundled_name(source) else f"your model: {Path(source).name}"
-    samplers = {first: Sampler.load(source, device)}
+    opened = Sampler.load(source, device)
+    first = model_label(source, opened) if bundled_name(source) else f"your model: {Path(source).name}"
+    samplers = {first: opened}
     for name in BUNDLED:
         if name != source:
-            samplers[f"{VARIANTS[name]} ({name})"] = Sampler.load(name, device)
+            sampler = Sampler.load(name, device)
+            samplers[model_label(name, sampler)] = sampler
     return first, samplers
 
 

@@ -1,17 +1,21 @@
 """Package a training run's generator as a bundled model: the folder `save_pretrained` writes, plus its model card.
 
-`python scripts/package_pretrained.py --run RUN_DIR --name cgan --commit SHA --machine "2-core CPU ..."`
+`python scripts/package_pretrained.py --run RUN_DIR --name cgan --commit SHA --machine "2-core CPU ..."
+[--checkpoint best] [--seed-runs RUN ...] [--data-dir DIR]`
 
 writes `gan_lightning/pretrained/<name>/` (or `--out`): config.json and model.safetensors (the EMA generator of
 the run's last checkpoint, with `--checkpoint best` of its best by validation FID, or of a checkpoint named by its
-file name; a run resumed from another run's checkpoint is packaged with the runs before it, as one training), eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md,
-the model card. The numbers are scored from the written folder, not from the checkpoint, on the MNIST test set
-(`evaluate.py`'s protocol), beside the real-data row and beside the same run's checkpoint after the default
-10-epoch budget.
+file name; a run resumed from another run's checkpoint is packaged with the runs before it, as one training),
+eval.json (the numbers below, recomputed by `tests/test_bundled.py`), samples.png and README.md, the model card.
+The numbers are scored from the written folder, not from the checkpoint, on the test set of the dataset the run
+learnt (`evaluate.py`'s protocol; its files in `--data-dir` when not in their default place), beside the real-data
+row, the same run's checkpoint after the default 10-epoch budget and, with `--seed-runs`, the runs of the same
+command with other seeds.
 """
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import numpy as np
 import yaml
 
 from gan_lightning.checkpoint import load_checkpoint
+from gan_lightning.data.datasets import DATASETS, get_dataset
 from gan_lightning.errors import UserError, fail
 from gan_lightning.evaluate import COLUMNS, PER_CLASS, evaluate_report, labelled_samples
 from gan_lightning.files import Staging, json_text
@@ -33,18 +38,39 @@ DEFAULT_BUDGET = 10  # epochs: the default recipe's budget (conf/trainer/default
 EVAL_N, EVAL_SEED = 10_000, 0
 CAS_N, CAS_EPOCHS = TRAIN_IMAGES, 3  # evaluate.py's cas defaults
 GRID_SEED = 0
+VAL_SIZE = 5_000  # conf/data/mnist.yaml's data.val_size, which the other datasets' configs inherit
 
+# what each variant is, in the words of the dataset it learnt (`_words`)
 DESCRIPTIONS = {
-    "vanilla": "A fully connected generator (Goodfellow et al., 2014): noise of 100 numbers in, a 28x28 digit out.",
+    "vanilla": "A fully connected generator (Goodfellow et al., 2014): noise of 100 numbers in, a 28x28 {thing} out.",
     "dcgan": "A convolutional generator (Radford et al., 2016): transposed convolutions, BatchNorm and ReLU, Tanh.",
-    "cgan": "A conditional DCGAN generator (Mirza & Osindero, 2014): ask it for a digit and it draws that digit, "
-    "in a style chosen by the noise. Trained against a projection discriminator (Miyato & Koyama, 2018).",
+    "cgan": "A conditional DCGAN generator (Mirza & Osindero, 2014): {ask}, in a style chosen by the noise. "
+    "Trained against a projection discriminator (Miyato & Koyama, 2018).",
     "infogan": "An InfoGAN generator (Chen et al., 2016), trained without labels: beside the noise it takes a "
     "categorical code of 10 values and two continuous codes, which training made stand for the digit, its slant and "
     "its width (see Codes below). A code is not a label: which code draws which digit was found, not given.",
 }
 
 
+def _words(config: dict) -> dict:
+    """What a card calls the model's dataset, its images and its classes: MNIST's are digits, and a model of another
+    dataset is asked for a class by name."""
+    dataset = get_dataset(config.get("dataset", "mnist"))
+    digits = dataset.class_word == "digit"
+    example = dataset.class_names[7]
+    return {
+        "dataset": dataset,
+        "thing": "digit" if digits else "image",
+        "things": "digits" if digits else "images",
+        "ask": ("ask it for a digit and it draws that digit" if digits else
+                f"ask it for one of the {dataset.num_classes} classes ({example}, say) and it draws one"),
+        "label": "digit=7" if digits else f"label={example!r}",
+        "cli_label": "digit=7" if digits else f"label={example}",
+        "out": "digits" if digits else "samples",
+    }
+
+
+NAME = re.compile(r"[a-z][a-z0-9_]*")
 CHECKPOINTS = {"last": "last.ckpt", "best": "best_fid.ckpt"}  # --checkpoint: the run's end, or its best by val/fid
 RESUMED_FROM = "Resuming from "  # train.py's log line naming the checkpoint a run resumed from
 
@@ -161,9 +187,31 @@ spread of the ink across that axis) of the digits, as a mean Spearman rank corre
     return "".join(lines)
 
 
+def _seeds_section(numbers: dict, conditional: bool) -> str:
+    """The same recipe over training seeds (`--seed-runs`): each run's quality row, and their mean and standard
+    deviation beside the real-data row, as docs/quality.md's benchmark reports them."""
+    rows, real = numbers["seeds"], numbers["real_reference"]
+    columns = [("FID", "fid", "{:.2f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}")]
+    columns += [("label accuracy", "label_accuracy", "{:.4f}")] if conditional else []
+    lines = [(f"\nThe same recipe over {len(rows)} training seeds (the command above with `seed=` changed), each run's "
+              f"`{rows[0]['checkpoint']}` scored the same way:\n\n"),
+             "| seed | " + " | ".join(title for title, _, _ in columns) + " |\n" + "|---" * (len(columns) + 1) + "|\n"]
+    lines += [f"| {row['seed']} | " + " | ".join(fmt.format(row[key]) for _, key, fmt in columns) + " |\n" for row in rows]
+    means = {key: float(np.mean([row[key] for row in rows])) for _, key, _ in columns}
+    stds = {key: float(np.std([row[key] for row in rows], ddof=1)) if len(rows) > 1 else 0.0 for _, key, _ in columns}
+    lines.append("| mean ± std | " + " | ".join(f"{fmt.format(means[key])} ± {fmt.format(stds[key])}"
+                                               for _, key, fmt in columns) + " |\n")
+    lines.append("| real data | " + " | ".join(fmt.format(real[key]) for _, key, fmt in columns) + " |\n")
+    lines.append(f"\nMean precision {means['precision'] / real['precision']:.2f} and mean recall "
+                 f"{means['recall'] / real['recall']:.2f} of the real row's.\n")
+    return "".join(lines)
+
+
 def card_text(name: str, config: dict, numbers: dict) -> str:
     """The model card (Markdown with the Hugging Face front matter)."""
     training, ours, real = numbers["training"], numbers["model"], numbers["real_reference"]
+    variant, words = config["variant"], _words(config)
+    dataset, things = words["dataset"], words["things"]
     epochs = training["epochs"]
     rows = [f"| this model ({epochs} epochs) | {_cells(ours)} |"]
     if "at_default_budget" in numbers:
@@ -174,27 +222,29 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
     per_digit = ""
     for key, title, fmt in PER_CLASS:
         if ours.get(key):
-            values = ", ".join(f"{d}: {'-' if v is None else fmt.format(v)}" for d, v in enumerate(ours[key]))
+            values = ", ".join(f"{c}: {'-' if v is None else fmt.format(v)}" for c, v in zip(dataset.class_names, ours[key]))
             per_digit += f"\n{title[0].upper() + title[1:]} (this model): {values}.\n"
     remembered = numbers["memorisation"]
     per_digit += (f"\nMemorised share (`evaluate.py memorisation=true`): {remembered['memorised_share']:.4f} of the samples lie "
-                  f"closer to an MNIST training image than the closest 1% of real test images do "
+                  f"closer to one of the {dataset.title} training images than the closest 1% of real test images do "
                   f"({remembered['test_memorised_share']:.4f} of those by construction); median distance to the nearest "
                   f"training image {remembered['median_distance']:.2f} (test images: "
                   f"{remembered['test_median_distance']:.2f}).\n")
     if "cas" in numbers:
         cas = numbers["cas"]
         per_digit += (f"\nClassification Accuracy Score (`evaluate.py model={name} cas=true`): a classifier of the bundled "
-                      f"architecture trained on {cas['n']:,} of this model's digits for {cas['epochs']} epochs scores "
-                      f"{cas['cas']:.4f} on the MNIST test set, against {cas['real_accuracy']:.4f} for the same training "
-                      f"on {cas['n']:,} real images ({cas['cas_minutes'] + cas['real_minutes']:.0f} minutes for the two "
-                      f"on the machine below; not recomputed by the tests for that reason).\n")
+                      f"architecture trained on {cas['n']:,} of this model's {things} for {cas['epochs']} epochs scores "
+                      f"{cas['cas']:.4f} on the {dataset.title} test set, against {cas['real_accuracy']:.4f} for the same "
+                      f"training on {cas['n']:,} real images ({cas['cas_minutes'] + cas['real_minutes']:.0f} minutes for the "
+                      f"two on the machine below; not recomputed by the tests for that reason).\n")
     conditional, coded = config["generator"]["num_classes"] > 0, "codes" in config
-    example = ("g.sample(16, digit=7, seed=0)" if conditional else
+    example = (f"g.sample(16, {words['label']}, seed=0)" if conditional else
                "g.sample(16, code=3, continuous=(1.0, 0.0), seed=0)" if coded else "g.sample(16, seed=0)")
-    cli_digit = " digit=7" if conditional else " code=3" if coded else ""
-    rows_are = ", one row per digit" if conditional else ", one row per categorical code" if coded else ""
+    cli_digit = f" {words['cli_label']}" if conditional else " code=3" if coded else ""
+    rows_are = f", one row per {dataset.class_word}" if conditional else ", one row per categorical code" if coded else ""
     codes = _codes_section(name, numbers) if coded else ""
+    seeds = _seeds_section(numbers, conditional) if numbers.get("seeds") and not coded else ""
+    data_dir = "" if dataset.name == "mnist" else " data_dir=DIR"
     size_kb = numbers["weights_bytes"] / 1024
     checkpoint_words = {
         CHECKPOINTS["last"]: f"the run's last checkpoint, the end of its {training['run_epochs']} epochs (chosen before "
@@ -206,16 +256,16 @@ def card_text(name: str, config: dict, numbers: dict) -> str:
 license: mit
 library_name: gan-lightning
 datasets:
-- mnist
+- {dataset.name}
 tags:
 - gan
-- mnist
+- {dataset.name}
 - image-generation
 ---
 
-# {VARIANTS[name]} for MNIST digits (`{name}`)
+# {VARIANTS[variant]} for {dataset.title} {things} (`{name}`)
 
-{DESCRIPTIONS[name]} Shipped inside the gan-lightning package, so it draws digits without any training.
+{DESCRIPTIONS[variant].format(**words)} Shipped inside the gan-lightning package, so it draws {things} without any training.
 
 ![{"80" if conditional or coded else "64"} samples, seed {GRID_SEED}{rows_are}](samples.png)
 
@@ -224,23 +274,23 @@ tags:
 ```python
 from gan_lightning import load_generator
 g = load_generator("{name}")
-x = {example}   # uint8 (16, 28, 28), 0 = black background like MNIST
+x = {example}   # uint8 (16, 28, 28), 0 = black background like {dataset.title}
 ```
 
 ```bash
-python scripts/generate.py model={name}{cli_digit} n=64 out=digits{chr(10) + f"python scripts/generate.py model={name} mode=codes out=codes   # the InfoGAN paper's figure" if coded else ""}
-python scripts/evaluate.py model={name}
+python scripts/generate.py model={name}{cli_digit} n=64 out={words["out"]}{chr(10) + f"python scripts/generate.py model={name} mode=codes out=codes   # the InfoGAN paper's figure" if coded else ""}
+python scripts/evaluate.py model={name}{data_dir}
 python scripts/demo.py model={name}
 ```
-
+{"" if not data_dir else chr(10) + f"`evaluate.py` reads the {dataset.title} test set from `data_dir` (default: `{dataset.default_dir}`)." + chr(10)}
 ## Training
 
-- Command: `{training["command"]}` (the recipe of `conf/model/{name}.yaml` at that commit, with these
+- Command: `{training["command"]}` (the recipe of `conf/model/{variant}.yaml` at that commit, with these
   overrides{"; the training was stopped and resumed, each run in its own folder, `ckpt_path=last` resuming the run before it"
   if training.get("runs", 1) > 1 else ""})
 - Code: gan-lightning {f"commits {training['commit']} (one per run)" if training.get("runs", 1) > 1
   else f"commit `{training['commit']}`"}
-- {training["run_epochs"]} epochs of the 55,000 training images (the other 5,000 held out for validation), {training["minutes"]} minutes
+- {training["run_epochs"]} epochs of the {dataset.train_size - VAL_SIZE:,} training images (the other {VAL_SIZE:,} held out for validation), {training["minutes"]} minutes
   on {training["machine"]}
 - Weights: the exponential moving average of the generator's weights (what the run sampled and was scored
   with), from {checkpoint_words}, stored as {config["dtype"]} ({size_kb:.0f} KB, SHA-256
@@ -248,32 +298,35 @@ python scripts/demo.py model={name}
 
 ## Quality
 
-On the MNIST test set: {numbers["n"]:,} generated digits (seed {numbers["seed"]}{", every digit equally often" if conditional
-else ""}) scored with the features of the MNIST classifier that ships with gan-lightning (README, "How good are
+On the {dataset.title} test set: {numbers["n"]:,} generated {things} (seed {numbers["seed"]}{f", every {dataset.class_word} equally often" if conditional
+else ""}) scored with the features of the {dataset.title} classifier that ships with gan-lightning (README, "How good are
 the digits"), beside {numbers["n"]:,} real images at the same n. FID and KID are comparable only within this project
 and at the same n. Precision and recall (k = 3) separate fidelity from diversity, density and coverage (k = 5)
 likewise. `tests/test_bundled.py` recomputes these numbers from the shipped files.
 
 {header}
 {chr(10).join(rows)}
-{per_digit}{codes}
+{seeds}{per_digit}{codes}
 ## Intended use and limits
 
-For learning and teaching how GANs work, for demos, and as a baseline to compare MNIST generators with the same
-metrics. The digits are 28x28 grey images in the style of MNIST's writers (American census employees and high
-school students); the model knows nothing else. Generated digits are not a replacement for real data when
+For learning and teaching how GANs work, for demos, and as a baseline to compare {dataset.title} generators with the same
+metrics. The {things} are {dataset.about}; the model knows nothing else. Generated {things} are not a replacement for real data when
 measuring a classifier, and this model is not meant for any decision about people.
 
 ## Data licence
 
-Trained on MNIST (Yann LeCun, Corinna Cortes and Christopher J.C. Burges), distributed under CC BY-SA 3.0; the
-weights and code of gan-lightning are under the MIT licence.
+Trained on {dataset.licence}; the weights and code of gan-lightning are under the MIT licence.
 """
 
 
 def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machine: str, dtype: str,
             cas_n: int = CAS_N, cas_epochs: int = CAS_EPOCHS, checkpoint: str = "last",
-            seed_runs: list[Path] = ()) -> Path:
+            seed_runs: list[Path] = (), data_dir: Path | None = None) -> Path:
+    """Write bundled model `name` into `out` from the training `run_dir` (see the module's docstring); `seed_runs`:
+    runs of the same command with other seeds (the shipped run among them), scored beside it on the card;
+    `data_dir`: where the files of the dataset the run learnt are (None: the dataset's default place)."""
+    if not NAME.fullmatch(name):
+        raise UserError(f"--name {name!r}: a bundled model's name is lower-case letters, digits and _ (e.g. fashion_cgan)")
     runs = training_chain(run_dir)
     commits = [commit] if isinstance(commit, str) else list(commit)
     if len(commits) != len(runs):
@@ -283,25 +336,30 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
     training = run_record(runs, chosen)
     training.update(commit=", then ".join(commits), machine=machine)
     trained = Sampler.load(chosen)
+    if trained.info["dataset"] not in DATASETS:
+        raise UserError(f"--run {run_dir} learnt your own images; a bundled model is scored on a published dataset "
+                        f"({', '.join(DATASETS)}): export it with scripts/export_generator.py instead")
     # the one writer of the package's model folders: a rebuild replaces the model, and its card below
     save_pretrained(trained.generator, trained.info["variant"], trained.info["spec"], out, dtype, trained.info.get("codes"),
                     overwrite=True, _package=True, dataset=trained.info["dataset"], class_names=trained.info.get("class_names"))
     shipped = Sampler.load(out)  # the numbers come from the files that ship
+    shipped.dataset = dataset = shipped.dataset.at(data_dir)
     report = evaluate_report(shipped, EVAL_N, EVAL_SEED)
     numbers = {"n": EVAL_N, "seed": EVAL_SEED, "model": report["model"], "real_reference": report["real_reference"],
                "training": training, "weights_bytes": (out / WEIGHTS).stat().st_size}
-    remembered = memorisation(shipped.sample(EVAL_N, seed=EVAL_SEED))
+    remembered = memorisation(shipped.sample(EVAL_N, seed=EVAL_SEED), dataset)
     numbers["memorisation"] = {k: v for k, v in remembered.items() if k != "closest"}
     if "codes" in report:
         numbers["codes"] = report["codes"]
-        numbers["seeds"] = [_seed_row(run) for run in seed_runs]
+    if seed_runs:
+        numbers["seeds"] = [_seed_row(run, checkpoint, dataset) for run in seed_runs]
     if shipped.asks_digits:
         numbers["cas"] = classification_accuracy_score(
-            lambda count, seed: labelled_samples(shipped, count, seed), cas_n, cas_epochs, EVAL_SEED)
+            lambda count, seed: labelled_samples(shipped, count, seed), cas_n, cas_epochs, EVAL_SEED, dataset=dataset)
     budget = next((p for run in runs if (p := run / "checkpoints" / f"epoch_{DEFAULT_BUDGET - 1:03d}.ckpt").is_file()),
                   None)
     if budget is not None and training["epochs"] > DEFAULT_BUDGET:
-        numbers["at_default_budget"] = evaluate_report(Sampler.load(budget), EVAL_N, EVAL_SEED)["model"]
+        numbers["at_default_budget"] = evaluate_report(_at(Sampler.load(budget), dataset), EVAL_N, EVAL_SEED)["model"]
     images, labels = shipped.sample(64 if not shipped.conditional else 80, seed=GRID_SEED), None
     if shipped.conditional:
         labels = np.arange(len(images)) % shipped.num_classes
@@ -314,18 +372,30 @@ def package(run_dir: Path, name: str, out: Path, commit: str | list[str], machin
     return out
 
 
-def _seed_row(run: Path) -> dict:
-    """An InfoGAN run of another training seed: its last checkpoint's codes and FID, scored as the card's model is."""
+def _at(sampler: Sampler, dataset) -> Sampler:
+    sampler.dataset = dataset
+    return sampler
+
+
+def _seed_row(run: Path, checkpoint: str, dataset) -> dict:
+    """A run of another training seed, its checkpoint chosen as the shipped one was, scored as the card's model is:
+    its FID, precision, recall and label accuracy (a conditional model), or what its codes found (an InfoGAN)."""
     config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text()) if (run / ".hydra" / "config.yaml").is_file() else {}
-    report = evaluate_report(Sampler.load(run / "checkpoints" / "last.ckpt"), EVAL_N, EVAL_SEED)
-    return {"seed": config.get("seed"), "run": run.name, "fid": report["model"]["fid"], **report["codes"]}
+    chosen = chosen_checkpoint(training_chain(run), checkpoint)
+    report = evaluate_report(_at(Sampler.load(chosen), dataset), EVAL_N, EVAL_SEED)
+    row = {"seed": config.get("seed"), "run": run.name, "fid": report["model"]["fid"]}
+    if "codes" in report:
+        return {**row, **report["codes"]}
+    return {**row, "checkpoint": chosen.name, **{key: report["model"][key] for key in
+                                                 ("precision", "recall", "label_accuracy") if key in report["model"]}}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True,
                         help="the training run's folder (a resumed run: its last; the runs before it are found)")
-    parser.add_argument("--name", choices=list(VARIANTS), required=True)
+    parser.add_argument("--name", required=True, help="the bundled model's name: its variant (cgan), or one with its "
+                        "dataset (fashion_cgan)")
     parser.add_argument("--commit", required=True, nargs="+",
                         help="the commit the run was trained with (a resumed training: one per run, first to last)")
     parser.add_argument("--machine", required=True, help="what it was trained on, for the card")
@@ -335,11 +405,13 @@ def main(argv=None) -> None:
                         help="ship the run's last checkpoint, its best by validation FID (best), or the checkpoint "
                              "of that file name (e.g. epoch_024.ckpt)")
     parser.add_argument("--seed-runs", type=Path, nargs="*", default=[],
-                        help="InfoGAN: runs of the same command with other seeds, whose codes the card reports beside")
+                        help="runs of the same command with other seeds (the shipped run among them), scored beside "
+                             "it on the card")
+    parser.add_argument("--data-dir", type=Path, help="the folder of the dataset's files (default: the dataset's own)")
     args = parser.parse_args(argv)
     try:
         package(args.run, args.name, args.out or BUNDLED_DIR / args.name, args.commit, args.machine, args.dtype,
-                checkpoint=args.checkpoint, seed_runs=args.seed_runs)
+                checkpoint=args.checkpoint, seed_runs=args.seed_runs, data_dir=args.data_dir)
     except UserError as e:
         fail(e)
 

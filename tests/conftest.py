@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from gan_lightning.config import compose_config
 from gan_lightning.data import ImageDataModule
+from gan_lightning.data.datasets import FASHION_MNIST
 from gan_lightning.metrics.quality import draw, real_row
 
 # A few real batches: enough to exercise every part of a run, fast on a 2-core CPU.
@@ -29,6 +30,19 @@ def compose_run(output_dir: Path, *overrides: str) -> DictConfig:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+# the real Fashion-MNIST files, beside the repository (not in it)
+FASHION_DIR = ROOT.parent / "shared" / "fashion-mnist"
+
+
+@pytest.fixture(scope="session")
+def fashion_dir():
+    """The folder of the real Fashion-MNIST files. Without them a test that needs them skips with the reason, except
+    under CI (`GAN_LIGHTNING_REQUIRE_FASHION=1` in .ci/run), where it fails."""
+    if not all((FASHION_DIR / f"{name}.gz").is_file() for name in FASHION_MNIST.md5):
+        if os.environ.get("GAN_LIGHTNING_REQUIRE_FASHION") == "1":
+            pytest.fail(f"the Fashion-MNIST files are missing from {FASHION_DIR} and GAN_LIGHTNING_REQUIRE_FASHION=1")
+        pytest.skip(f"the real Fashion-MNIST files are not in {FASHION_DIR}")
+    return FASHION_DIR
 
 
 def validation_real_row(n: int, sample_seed: int = 0, val_size: int = 5000, split_seed: int = 0) -> dict:

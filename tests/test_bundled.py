@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from gan_lightning import load_generator, pretrained
+from gan_lightning.data.datasets import FASHION_MNIST, MNIST
 from gan_lightning.errors import UserError
 from gan_lightning.evaluate import COLUMNS, evaluate_report
 from gan_lightning.evaluate import main as evaluate_main
@@ -21,9 +22,23 @@ from gan_lightning.generate import main as generate_main
 from gan_lightning.metrics.memorisation import memorisation
 from gan_lightning.package_pretrained import card_text, chosen_checkpoint, package, run_record, training_chain
 from gan_lightning.pretrained import BUNDLED, BUNDLED_DIR, CONFIG, WEIGHTS
+from gan_lightning.sampling import Sampler
 from tests.conftest import FAST
 
 ROOT = pretrained.BUNDLED_DIR.parents[1]
+
+
+def opened(name: str, request) -> Sampler:
+    """Bundled model `name`, its dataset's files where the tests have them (a Fashion-MNIST model: ../shared)."""
+    g = load_generator(name)
+    if g.dataset.name == FASHION_MNIST.name:
+        g.dataset = g.dataset.at(request.getfixturevalue("fashion_dir"))
+    return g
+
+
+def data_dir(g: Sampler) -> list[str]:
+    """The tools' `data_dir=` for the files of `g`'s dataset (none for MNIST, which ships with the package)."""
+    return [] if g.dataset.name == MNIST.name else [f"data_dir={g.dataset.default_dir}"]
 
 
 def test_the_bundled_models_ship_with_their_cards_in_under_10_mb():
@@ -41,8 +56,8 @@ def test_the_bundled_models_ship_with_their_cards_in_under_10_mb():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED)
-def test_a_bundled_model_by_name_through_every_door(name, tmp_path, capsys):
-    g = load_generator(name)
+def test_a_bundled_model_by_name_through_every_door(name, tmp_path, request):
+    g = opened(name, request)
     conditional = g.conditional
     # a digit for the conditional GAN, a categorical code for the InfoGAN
     asked = {g.label_key: 7} if conditional else {}
@@ -55,7 +70,7 @@ def test_a_bundled_model_by_name_through_every_door(name, tmp_path, capsys):
     generate_main([f"model={name}", "n=12", f"out={tmp_path / 'gen'}", *([f"{g.label_key}=3"] if conditional else [])])
     np.testing.assert_array_equal(np.load(tmp_path / "gen" / "samples.npz")["images"],
                                   g.sample(12, seed=0, **({g.label_key: 3} if conditional else {})))
-    evaluate_main([f"model={name}", "n=200", f"out={tmp_path / 'eval.json'}"])
+    evaluate_main([f"model={name}", "n=200", f"out={tmp_path / 'eval.json'}", *data_dir(g)])
     assert json.loads((tmp_path / "eval.json").read_text())["generator"] == g.describe()
     export_main([f"model={name}", f"out={tmp_path / 'export'}", "dtype=float16"])
     for file in (CONFIG, WEIGHTS):  # an export of a bundled model is the bundled model
@@ -96,12 +111,13 @@ def test_each_shipped_card_is_the_one_card_py_writes_from_its_numbers(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED)
-def test_the_model_card_tells_what_the_shipped_weights_score(name):
+def test_the_model_card_tells_what_the_shipped_weights_score(name, request):
     """The card's numbers (eval.json, and the table in README.md) against a fresh evaluation of the shipped files,
-    by the card's own protocol: 10,000 samples on the MNIST test set, seed 0."""
+    by the card's own protocol: 10,000 samples on its dataset's test set, seed 0."""
     folder = BUNDLED_DIR / name
     card = json.loads((folder / "eval.json").read_text())
-    fresh = evaluate_report(load_generator(name), card["n"], card["seed"])
+    g = opened(name, request)
+    fresh = evaluate_report(g, card["n"], card["seed"])
     for row in ("model", "real_reference"):
         for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage", "classifier_score", "confidence",
                     "min_class_share", "label_accuracy"):
@@ -112,7 +128,7 @@ def test_the_model_card_tells_what_the_shipped_weights_score(name):
         if key in card["model"]:
             assert re.search(rf"\| this model \([0-9]+ epochs\) \|.*\b{re.escape(fmt.format(card['model'][key]))}\b", text)
     assert card["training"]["command"] in text and card["training"]["commit"] in text
-    fresh_share = memorisation(load_generator(name).sample(card["n"], seed=card["seed"]))["memorised_share"]
+    fresh_share = memorisation(g.sample(card["n"], seed=card["seed"]), g.dataset)["memorised_share"]
     assert fresh_share == pytest.approx(card["memorisation"]["memorised_share"], abs=1e-3)
     if "codes" in card:  # an InfoGAN: what its codes found, and the card says so
         assert fresh["codes"]["code_digits"] == card["codes"]["code_digits"]
@@ -124,8 +140,11 @@ def test_the_model_card_tells_what_the_shipped_weights_score(name):
 
 @pytest.mark.slow
 def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_run, tmp_path):
-    out = package(trained_run("cgan"), "cgan", tmp_path / "cgan", commit="abc1234", machine="a test machine",
-                  dtype="float16", cas_n=200, cas_epochs=1, checkpoint="best")
+    run = trained_run("cgan")
+    with pytest.raises(UserError, match="--name 'Fashion cGAN': a bundled model's name is lower-case"):
+        package(run, "Fashion cGAN", tmp_path / "bad", commit="abc1234", machine="m", dtype="float16")
+    out = package(run, "cgan", tmp_path / "cgan", commit="abc1234", machine="a test machine",
+                  dtype="float16", cas_n=200, cas_epochs=1, checkpoint="best", seed_runs=[run])
     assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG, WEIGHTS, *pretrained.CARD_FILES])
     numbers = json.loads((out / "eval.json").read_text())
     assert 0 <= numbers["memorisation"]["memorised_share"] <= 1
@@ -136,6 +155,10 @@ def test_packaging_a_run_writes_the_folder_and_a_card_with_every_number(trained_
     assert f"{numbers['memorisation']['memorised_share']:.4f} of the samples" in card
     assert f"scores {numbers['cas']['cas']:.4f} on the MNIST test set" in card
     assert load_generator(out).sample(4, digit=3, seed=1).shape == (4, 28, 28)
+    # the seeds table: the run scored again from its best checkpoint, which is the shipped one
+    (row,) = numbers["seeds"]
+    assert row["checkpoint"] == "best_fid.ckpt" and row["fid"] == pytest.approx(numbers["model"]["fid"], rel=0.01)
+    assert f"| mean ± std | {row['fid']:.2f} ± 0.00 |" in card
 
 
 @pytest.mark.slow

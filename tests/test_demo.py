@@ -248,7 +248,7 @@ def test_the_page_opens_with_digits_and_redraws_as_controls_move(browser_page, d
 
 
 def test_the_page_offers_the_bundled_models(browser_page, demo_server):
-    from gan_lightning.options import VARIANTS as MODELS
+    from gan_lightning.demo import model_label
     from gan_lightning.pretrained import BUNDLED
 
     url, _ = demo_server
@@ -257,11 +257,11 @@ def test_the_page_offers_the_bundled_models(browser_page, demo_server):
     _, src = shown_image(page, "#grid")
     name = BUNDLED[-1]
     page.locator("#model input").click()
-    page.get_by_role("option", name=f"{MODELS[name]} ({name})").click()
+    label = model_label(name, Sampler.load(name))
+    page.get_by_role("option", name=label).click()
     page.get_by_text(f"gan-lightning: {Sampler.load(name).describe()}").first.wait_for()
     picture, _ = shown_image(page, "#grid", replacing=src)
     from gan_lightning.demo import Explorer
 
-    label = f"{MODELS[name]} ({name})"
     expected = Explorer({label: Sampler.load(name)}, scale=2).samples(label, "all", 0, 20, 0, 0, 0, 0)
     np.testing.assert_array_equal(np.array(picture.convert("L")), expected)

@@ -48,7 +48,8 @@ COLUMNS = [column for column in EVALUATE_COLUMNS if column[1] not in ("classifie
 ]
 
 # Targets at the default budget, per dataset: precision and recall as fractions of the real row's, and the label
-# accuracy of the conditional model (the issues' numbers; Fashion-MNIST's real row itself reads 0.93 of its labels)
+# accuracy of the conditional model (the issues' numbers; Fashion-MNIST's real row itself reads 0.93 of its labels);
+# a dataset without targets here is scored and checked only against its real row's CAS and memorised share
 FRACTION_TARGETS = {
     "mnist": {"cgan": {"precision": 0.90, "recall": 0.90}, "dcgan": {"precision": 0.85, "recall": 0.85},
               "vanilla": {"recall": 0.75}},
@@ -88,11 +89,11 @@ def check_targets(models: dict[str, dict[str, tuple[float, float]]], real: dict[
         lines.append(f"{'PASS' if passed else 'FAIL'} {text}")
 
     for model, row in models.items():
-        for key, fraction in FRACTION_TARGETS[dataset].get(model, {}).items():
+        for key, fraction in FRACTION_TARGETS.get(dataset, {}).get(model, {}).items():
             share = row[key][0] / real[key][0]
             line(share >= fraction, f"{model}: {key} {row[key][0]:.3f} = {share:.3f} of the real row's "
                                     f"{real[key][0]:.3f} >= {fraction}")
-        if "label_accuracy" in row:
+        if "label_accuracy" in row and dataset in MIN_LABEL_ACCURACY:
             accuracy, target = row["label_accuracy"][0], MIN_LABEL_ACCURACY[dataset]
             line(accuracy >= target, f"{model}: label accuracy {accuracy:.4f} >= {target}")
         if "cas" in row:

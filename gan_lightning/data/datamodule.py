@@ -22,6 +22,7 @@ from gan_lightning.errors import UserError
 
 MIN_VAL_SIZE = 8  # the quality metrics' nearest-neighbour balls need more than 5 real images
 
+
 class TensorBatches(Dataset):
     """Indexable by a tensor of indices, so a batch sampler cuts a whole batch with one tensor gather."""
 

@@ -30,7 +30,9 @@ class ImageDataset:
     """What the package reads from a dataset, whatever its files: grey images (1, image_size, image_size) of
     `class_names`, a "train" split of `train_size` images and a "test" split. The feature network (`classifier`, its
     weights; None: there is none yet) trains on train[:held_out_start] and never sees the rest, which serves as the
-    real-data reference row of every evaluation. `class_word`: what the tools call a class (MNIST's are digits)."""
+    real-data reference row of every evaluation. `class_word`: what the tools call a class (MNIST's are digits).
+    `about` and `licence`: what the images are and under which terms, for the model card of a model that learnt
+    them."""
 
     name: str
     title: str
@@ -40,6 +42,8 @@ class ImageDataset:
     image_size: int = 28
     classifier: Path | None = None
     class_word: str = "class"
+    about: str = ""
+    licence: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -195,6 +199,8 @@ MNIST = IDXDataset(
     },
     torchvision="MNIST",
     class_word="digit",
+    about="28x28 grey images in the style of MNIST's writers (American census employees and high school students)",
+    licence="MNIST (Yann LeCun, Corinna Cortes and Christopher J.C. Burges), distributed under CC BY-SA 3.0",
 )
 
 FASHION_MNIST = IDXDataset(
@@ -212,6 +218,9 @@ FASHION_MNIST = IDXDataset(
     # where the Debian/Ubuntu package dataset-fashion-mnist installs the four files
     default_dir=Path("/usr/share/datasets/fashion-mnist"),
     install_hint="on Debian or Ubuntu, apt install dataset-fashion-mnist",
+    about="28x28 grey images of the pictures of Zalando's articles (Xiao, Rasul and Vollgraf, 2017): ten kinds of "
+    "clothing, shoes and bags",
+    licence="Fashion-MNIST (Zalando Research), distributed under the MIT licence",
 )
 
 DATASETS = {dataset.name: dataset for dataset in (MNIST, FASHION_MNIST)}

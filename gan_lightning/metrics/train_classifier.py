@@ -1,6 +1,6 @@
 """Training a dataset's bundled classifier: a plain, seeded PyTorch loop over in-memory tensors.
 
-It trains on train[:held_out_start] (`IDXDataset`), watches accuracy on the held-out rest of the train split, and reports test
+It trains on train[:held_out_start] (`ImageDataset`: a published dataset or an image folder), watches accuracy on the held-out rest of the train split, and reports test
 accuracy once at the end (the test set never steers training). Output: a state dict and a JSON record beside it.
 """
 
