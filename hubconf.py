@@ -31,6 +31,11 @@ def infogan(device: str = "cpu"):
     return load_generator("infogan", device)
 
 
+def fashion_cgan(device: str = "cpu"):
+    """The bundled conditional GAN of Fashion-MNIST: `.sample(n, label="Sneaker")` (or the class's index, 7)."""
+    return load_generator("fashion_cgan", device)
+
+
 def generator(path: str = "cgan", device: str = "cpu"):
     """Any generator: a bundled model's name, a training checkpoint, or a folder written by `save_pretrained`."""
     return load_generator(path, device)

@@ -64,7 +64,7 @@ def _words(config: dict) -> dict:
         "things": "digits" if digits else "images",
         "ask": ("ask it for a digit and it draws that digit" if digits else
                 f"ask it for one of the {dataset.num_classes} classes ({example}, say) and it draws one"),
-        "label": "digit=7" if digits else f"label={example!r}",
+        "label": "digit=7" if digits else f'label="{example}"',
         "cli_label": "digit=7" if digits else f"label={example}",
         "out": "digits" if digits else "samples",
     }

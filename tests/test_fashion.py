@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from gan_lightning import load_generator
+from gan_lightning.config import compose_config
 from gan_lightning.data import ImageDataModule, get_dataset
 from gan_lightning.data.datasets import FASHION_MNIST, MNIST
 from gan_lightning.data.scaling import to_model_range
@@ -24,21 +26,11 @@ from gan_lightning.errors import UserError
 from gan_lightning.metrics.classifier import load_classifier, record_path
 from gan_lightning.metrics.quality import GANQuality
 from gan_lightning.metrics.train_classifier import accuracy
+from gan_lightning.pretrained import BUNDLED_DIR
 from tests.conftest import FAST, ROOT
 
-FASHION_DIR = ROOT.parent / "shared" / "fashion-mnist"
-REQUIRE_FASHION = os.environ.get("GAN_LIGHTNING_REQUIRE_FASHION") == "1"
 # the classic small CNNs reach 92-94% on Fashion-MNIST's test set
 REQUIRED_TEST_ACCURACY = 0.92
-
-
-@pytest.fixture(scope="module")
-def fashion_dir():
-    if not all((FASHION_DIR / f"{name}.gz").is_file() for name in FASHION_MNIST.md5):
-        if REQUIRE_FASHION:
-            pytest.fail(f"the Fashion-MNIST files are missing from {FASHION_DIR} and GAN_LIGHTNING_REQUIRE_FASHION=1")
-        pytest.skip(f"the real Fashion-MNIST files are not in {FASHION_DIR}")
-    return FASHION_DIR
 
 
 @pytest.mark.parametrize("split, count", [("train", 6000), ("test", 1000)])
@@ -178,3 +170,28 @@ def test_a_cgan_trains_on_fashion_and_the_tools_follow_its_dataset(fashion_dir, 
     assert one.dtype == every.dtype == np.uint8 and one.shape[0] < every.shape[0]  # "all": a row per class
     with pytest.raises(UserError, match="is not a class of Fashion-MNIST"):
         explorer.samples("fashion", "7x", 0, 4)
+
+
+def test_the_bundled_fashion_cgans_recipe_is_one_experiment_config():
+    """`experiment=fashion_cgan` is the training the bundled model's card gives as command-line overrides."""
+    card = json.loads((BUNDLED_DIR / "fashion_cgan" / "eval.json").read_text())
+    overrides = card["training"]["command"].removeprefix("python scripts/train.py ").split()
+    assert "data=fashion_mnist" in overrides and "model=cgan" in overrides
+    seed = next(o for o in overrides if o.startswith("seed="))
+    as_card, as_experiment = compose_config(overrides), compose_config(["experiment=fashion_cgan", seed])
+    for group in ("model", "optimizer", "data", "seed"):
+        assert as_experiment[group] == as_card[group], group
+    assert as_experiment.trainer.max_epochs == as_card.trainer.max_epochs == card["training"]["run_epochs"]
+
+
+def test_the_bundled_fashion_cgan_draws_the_class_asked_for_by_name_or_index():
+    """`load_generator("fashion_cgan")`: a Sneaker asked for by name, or by its index 7, is what the Fashion
+    classifier reads (the model card has the label accuracy over every class: 10,000 samples)."""
+    g = load_generator("fashion_cgan")
+    assert g.dataset is FASHION_MNIST and g.class_choices()[7] == "Sneaker"
+    by_name = g.sample(100, label="Sneaker", seed=0)
+    np.testing.assert_array_equal(by_name, g.sample(100, label=7, seed=0))
+    classifier = load_classifier(FASHION_MNIST.classifier_path)
+    assert accuracy(classifier, to_model_range(torch.from_numpy(by_name)), torch.full((100,), 7)) >= 0.9
+    with pytest.raises(UserError, match="label='Sandals'.*Sneaker"):
+        g.sample(4, label="Sandals")

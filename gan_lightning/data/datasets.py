@@ -218,8 +218,8 @@ FASHION_MNIST = IDXDataset(
     # where the Debian/Ubuntu package dataset-fashion-mnist installs the four files
     default_dir=Path("/usr/share/datasets/fashion-mnist"),
     install_hint="on Debian or Ubuntu, apt install dataset-fashion-mnist",
-    about="28x28 grey images of the pictures of Zalando's articles (Xiao, Rasul and Vollgraf, 2017): ten kinds of "
-    "clothing, shoes and bags",
+    about="28x28 grey pictures of Zalando's articles (Xiao, Rasul and Vollgraf, 2017): ten kinds of clothing, shoes "
+    "and bags",
     licence="Fashion-MNIST (Zalando Research), distributed under the MIT licence",
 )
 

@@ -45,6 +45,7 @@ BUNDLED_CONFIG_SHA256: dict[str, str] = {
     "dcgan": "cfea0ca9aabd2c08fb75f655b82aaba20e4c4bd383b94cbdcf343882925948f9",
     "cgan": "7ad020c313cf2d71d57ab260fb9ae4d5a2be14e1d70f03e859c3d25b3a9d2e22",
     "infogan": "fa2a0a1d314f5516ef15825ff43ad1a4e2500a03f4fc33255ab835eb506acef5",
+    "fashion_cgan": "5a484d88b1e7ce4c4ba658cf8c97763bc9bd4c425715b2df1ba6a295d640865d",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)
 # what a tool opens when given no checkpoint and no model name
