@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -247,8 +247,20 @@ def ending(trainer: L.Trainer, callbacks: list[L.Callback], metrics: dict[str, f
     parts.append(f"run folder {trainer.default_root_dir}")
     if last is not None:
         longer = [f"trainer.max_epochs={2 * trainer.max_epochs}"] if trainer.max_epochs > 0 else []
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is not None and timer.time_remaining() is not None:  # a time budget, which a resumed run restores
+            budget = round(timer.time_elapsed() + timer.time_remaining())
+            longer.append(f"trainer.max_time={duration(2 * budget)}")
         parts.append("train on: " + resume_command(_overrides(), last, longer))
     return "; ".join(parts)
+
+
+def duration(seconds: int) -> str:
+    """`trainer.max_time`'s DD:HH:MM:SS for a number of seconds."""
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days:02d}:{hours:02d}:{minutes:02d}:{seconds:02d}"
 
 
 def _overrides() -> list[str]:

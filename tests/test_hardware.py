@@ -1,5 +1,6 @@
 """Fitting a run to the machine: the precision resolver and the CPU threads that follow the free cores."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -9,7 +10,13 @@ import torch
 
 from gan_lightning.config import compose_config
 from gan_lightning.errors import UserError
-from gan_lightning.hardware import CPUThreads, choose_threads, cores_busy_elsewhere, cpu_has_native_bf16
+from gan_lightning.hardware import (
+    CPUThreads,
+    choose_threads,
+    cores_busy_elsewhere,
+    cpu_has_native_bf16,
+    native_bf16_flags,
+)
 from gan_lightning.train import train
 from tests.conftest import compose_run
 
@@ -58,6 +65,22 @@ def test_precision_is_bf16_exactly_where_the_processor_has_it():
     assert compose_config(["trainer=cpu"]).trainer.precision == expected
     assert compose_config(["trainer=gpu"]).trainer.precision == "32-true"  # launch-bound: casts cost more
     assert compose_config(["trainer=cpu", "trainer.precision=32-true"]).trainer.precision == "32-true"
+
+
+def test_a_cpu_run_says_at_its_start_which_precision_it_chose_and_why(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="gan_lightning.hardware"):
+        train(compose_run(tmp_path, "model=vanilla", "trainer=cpu"))
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trainer.precision: ")]
+    assert len(said) == 1, said
+    if cpu_has_native_bf16():
+        assert said[0].startswith("trainer.precision: bf16-mixed, since this CPU computes bfloat16 natively (")
+        assert native_bf16_flags() and all(flag in said[0] for flag in native_bf16_flags())
+    else:
+        assert said[0].startswith("trainer.precision: 32-true, since this CPU has no native bfloat16")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gan_lightning.hardware"):  # a precision the user names: no word
+        train(compose_run(tmp_path / "fp32", "model=vanilla", "trainer=cpu", "trainer.precision=32-true"))
+    assert "trainer.precision: " not in caplog.text
 
 
 def test_bf16_autocast_trains_on_a_cpu(tmp_path):

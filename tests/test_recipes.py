@@ -1,6 +1,8 @@
 """The recipe switches: losses, gradient penalty, spectral norm, minibatch standard deviation, generator EMA, TTUR,
 projection discriminator, D steps per G step, gradient clipping, and the seed projects' recipes as experiments."""
 
+import logging
+
 import lightning as L
 import pytest
 import torch
@@ -274,6 +276,22 @@ def test_the_learning_rates_decay_linearly_to_zero_over_the_last_epochs(tmp_path
     assert rates(checkpoints / "last.ckpt") == pytest.approx([1e-3 * 0.125, 4e-3 * 0.125])  # 2.75 done
     train(compose_run(tmp_path / "resumed", *overrides, f"ckpt_path={checkpoints / 'epoch_001.ckpt'}"))
     assert rates(tmp_path / "resumed" / "checkpoints" / "last.ckpt") == pytest.approx([1e-3 * 0.125, 4e-3 * 0.125])
+
+
+@pytest.mark.slow
+def test_under_a_time_budget_the_learning_rates_decay_to_zero_with_it(tmp_path, caplog):
+    """trainer.max_time ends training long before max_epochs would: the decay (the last 5 of 10 epochs: half the
+    budget) follows the time, so the last step's rates are near 0, not the constant ones of a run 1/50 of the way
+    through its epochs; the command that trains on doubles the time budget (a resumed run keeps its elapsed time)."""
+    overrides = ["model=vanilla", "optimizer.lr_decay_epochs=5", "optimizer.lr=1e-3", "optimizer.d_lr=4e-3",
+                 "trainer.max_epochs=10", "trainer.limit_train_batches=null", "trainer.max_time=00:00:00:04"]
+    with caplog.at_level(logging.INFO, logger="gan_lightning.train"):
+        train(compose_run(tmp_path, *overrides))
+    assert "trainer.max_epochs=20 trainer.max_time=00:00:00:08 ckpt_path=" in caplog.text
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["epoch"] == 0  # stopped by the time budget inside the first of 10 epochs
+    g_lr, d_lr = (state["param_groups"][0]["lr"] for state in checkpoint["optimizer_states"])
+    assert 0 <= g_lr < 0.2 * 1e-3 and 0 <= d_lr < 0.2 * 4e-3, (g_lr, d_lr)
 
 
 def test_the_class_loss_gives_d_a_class_head_learnt_on_real_digits_and_g_its_reading(tmp_path):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from torch import nn
 from torch.optim import Optimizer
 
@@ -39,7 +40,8 @@ class GAN(L.LightningModule):
     `gp_weight`); `d_steps` D steps per G step; `gradient_clip_val` clips each network's gradients before its step;
     `ema_decay` > 0 keeps `generator_ema`, which samples, is evaluated and exported; `augment` names DiffAugment's
     transformations for every training input of D, real and fake, in both steps; `lr_decay_epochs` > 0 decays both
-    learning rates linearly to 0 over the last epochs; `compile` and `channels_last` make the networks faster.
+    learning rates linearly to 0 over the last epochs (the same share of `trainer.max_time` where that ends training
+    first); `compile` and `channels_last` make the networks faster.
     """
 
     name: ClassVar[str]  # the registered name (`options.VARIANTS`) that checkpoints record
@@ -268,11 +270,25 @@ class GAN(L.LightningModule):
         self._base_lrs = [[group["lr"] for group in optimizer.param_groups] for optimizer in optimizers]
         return optimizers
 
+    def budget_done(self, batch_idx: int) -> float:
+        """The share of the training budget done before this batch, 0 to 1: the epochs done over
+        `trainer.max_epochs`, or, where a time budget (`trainer.max_time`) is nearer its end, the training time
+        elapsed over it (Lightning's `Timer`, which a resumed run restores)."""
+        epochs_done = self.current_epoch + batch_idx / self.trainer.num_training_batches
+        done = epochs_done / self.trainer.max_epochs if self.trainer.max_epochs > 0 else 0.0
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        remaining = timer.time_remaining() if timer is not None else None
+        if remaining is not None:
+            elapsed = timer.time_elapsed()
+            done = max(done, elapsed / max(elapsed + remaining, 1e-9))
+        return min(done, 1.0)
+
     def _decay_learning_rates(self, batch_idx: int, optimizers: Sequence) -> None:
         """Each learning rate at its configured value times the linear decay, from 1 to 0 over the last
-        `lr_decay_epochs` of `trainer.max_epochs` (checked to be at least as many)."""
-        progress = self.current_epoch + batch_idx / self.trainer.num_training_batches  # epochs done
-        factor = min(1.0, (self.trainer.max_epochs - progress) / self.hparams.lr_decay_epochs)
+        `lr_decay_epochs` of `trainer.max_epochs` (checked to be at least as many): over that share of the budget,
+        so that under a time budget the decay ends with `trainer.max_time`."""
+        share = self.hparams.lr_decay_epochs / self.trainer.max_epochs
+        factor = min(1.0, (1.0 - self.budget_done(batch_idx)) / share)
         for optimizer, base_lrs in zip(optimizers, self._base_lrs, strict=True):
             for group, base_lr in zip(getattr(optimizer, "optimizer", optimizer).param_groups, base_lrs, strict=True):
                 group["lr"] = base_lr * factor

@@ -12,10 +12,8 @@ def update_ema(ema: nn.Module, model: nn.Module, updates: torch.Tensor, max_deca
     computed on the device (`updates` is a 0-dim tensor there), so the update never waits for a GPU."""
     n = updates.float()
     decay = ((1 + n) / (10 + n)).clamp(max=max_decay)  # a 0-dim tensor on the device
-    ema_params = list(ema.parameters())
-    steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)  # w - w_ema
-    torch._foreach_mul_(steps, 1.0 - decay)
-    torch._foreach_add_(ema_params, steps)
+    # w_ema + (1 - d) * (w - w_ema) in one pass over the weights, without a temporary copy of them
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), model.buffers()):
         ema_buffer.copy_(buffer)
     updates += 1
