@@ -131,6 +131,11 @@ def validate(cfg: DictConfig) -> None:
         raise UserError("trainer.limit_train_batches=0 trains on no batch: give a positive number (or fraction) of "
                         "batches, or null for all")
     decay = checks.integer(cfg, "optimizer.lr_decay_epochs", 0)
+    decay_share = checks.number(cfg, "model.lr_decay_share", 0, maximum=1, meaning="0 = constant learning rates",
+                                optional=True)
+    if decay and decay_share:
+        raise UserError(f"optimizer.lr_decay_epochs={decay} and model.lr_decay_share={decay_share:g} both set the "
+                        "learning-rate decay: give one, e.g. model.lr_decay_share=0 beside optimizer.lr_decay_epochs")
     if decay and (max_epochs is None or max_epochs < decay):
         raise UserError(f"optimizer.lr_decay_epochs={decay} decays the learning rates over the last {decay} epochs "
                         f"of trainer.max_epochs, which is {max_epochs}: give trainer.max_epochs >= {decay}, or "

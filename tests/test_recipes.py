@@ -278,6 +278,22 @@ def test_the_learning_rates_decay_linearly_to_zero_over_the_last_epochs(tmp_path
     assert rates(tmp_path / "resumed" / "checkpoints" / "last.ckpt") == pytest.approx([1e-3 * 0.125, 4e-3 * 0.125])
 
 
+def test_the_cgan_decays_its_learning_rates_over_the_last_30_percent_of_its_budget(tmp_path):
+    """model=cgan's default `model.lr_decay_share: 0.3`, over 2 epochs of 5 batches: constant through the first
+    epoch, then down to (1 - 0.9) / 0.3 of the configured rates at the last step, 0.9 of the budget done."""
+    overrides = ["model=cgan", "model.generator.ngf=8", "model.discriminator.ndf=8", "optimizer.d_lr=4e-4",
+                 "trainer.max_epochs=2", "trainer.limit_train_batches=5", "callbacks.model_checkpoint.every_n_epochs=1",
+                 "~callbacks.quality", "~callbacks.best_checkpoint"]
+    train(compose_run(tmp_path, *overrides))
+
+    def rates(checkpoint):  # the rates of the last step before the checkpoint: G's, D's
+        return [state["param_groups"][0]["lr"] for state in load_checkpoint(checkpoint)["optimizer_states"]]
+
+    assert rates(tmp_path / "checkpoints" / "epoch_000.ckpt") == [2e-4, 4e-4]  # 0.4 of the budget done
+    assert rates(tmp_path / "checkpoints" / "last.ckpt") == pytest.approx([2e-4 / 3, 4e-4 / 3])
+    assert compose_config(["model=dcgan"]).model.lr_decay_share == compose_config(["model=vanilla"]).model.lr_decay_share == 0
+
+
 @pytest.mark.slow
 def test_under_a_time_budget_the_learning_rates_decay_to_zero_with_it(tmp_path, caplog):
     """trainer.max_time ends training long before max_epochs would: the decay (the last 5 of 10 epochs: half the

@@ -38,6 +38,7 @@ from omegaconf import OmegaConf
 from gan_lightning.config import compose_config
 from gan_lightning.data import ImageDataModule
 from gan_lightning.data.scaling import to_model_range
+from gan_lightning.models.base import lr_decay_factor, set_learning_rates
 
 # Lightning's `precision` values that the bare loop reproduces: autocast dtype (None: fp32), loss scaling
 PRECISIONS = {"32-true": (None, False), "32": (None, False), "bf16-mixed": (torch.bfloat16, False),
@@ -159,6 +160,10 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
     # as Lightning's MixedPrecision: one scaler for both optimizers, updated after each step
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     d_steps = gan.hparams.d_steps
+    # the variant's learning-rate decay over the last share of the batches, as the project's loop over one epoch
+    assert not gan.hparams.get("lr_decay_epochs"), "the benchmark trains one epoch: give model.lr_decay_share"
+    decay_share = gan.hparams.get("lr_decay_share", 0.0)
+    base_lrs = [[group["lr"] for group in optimizer.param_groups] for optimizer in (opt_g, opt_d)]
     clip_val, clip_algorithm = gan.hparams.get("gradient_clip_val"), gan.hparams.get("gradient_clip_algorithm")
 
     def clip(optimizer):  # as GAN.on_before_optimizer_step does through Lightning's clip_gradients
@@ -177,6 +182,8 @@ def bare_loop(gan, batches, warmup: int, device: torch.device, precision: str = 
         autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                     else contextlib.nullcontext())
         g_step = (i + 1) % d_steps == 0
+        if decay_share:
+            set_learning_rates((opt_g, opt_d), base_lrs, lr_decay_factor(i / len(batches), decay_share))
         with autocast:  # Lightning runs the whole training_step, backward included, under autocast
             real, labels = to_model_range(images.to(device)), labels.to(device)
             z, code = gan.draw_latent(real.shape[0])  # the variant's latent: noise, and the digits asked for (cGAN)

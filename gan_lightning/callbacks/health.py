@@ -48,7 +48,7 @@ ADVICE = {
     "saturation": ("D wins outright, so G learns little: give D a lower learning rate (optimizer.d_lr), augment its "
                    "inputs (model.augment=[translation,cutout]) or check that G trains (optimizer.lr > 0)"),
     "stall": ("more epochs will not help at these settings: stop and use best_fid.ckpt, or decay the learning rates "
-              "over the last epochs (optimizer.lr_decay_epochs)"),
+              "over the end of the budget (model.lr_decay_share=0.3)"),
     "divergence": ("try lower learning rates (optimizer.lr, optimizer.d_lr), or gradient clipping "
                    "(model.gradient_clip_val=1)"),
 }

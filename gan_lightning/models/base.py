@@ -30,6 +30,19 @@ NetworkFactory = Callable[..., nn.Module]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
 
+def lr_decay_factor(budget_done: float, share: float) -> float:
+    """The learning rates' factor when `budget_done` (0 to 1) of the training is done: 1, then linearly down to 0
+    over the last `share` of it (0: always 1)."""
+    return min(1.0, (1.0 - budget_done) / share) if share else 1.0
+
+
+def set_learning_rates(optimizers: Sequence, base_lrs: Sequence[Sequence[float]], factor: float) -> None:
+    """Each parameter group's learning rate at its base rate times `factor` (optimizers, or Lightning's wrappers)."""
+    for optimizer, rates in zip(optimizers, base_lrs, strict=True):
+        for group, base_lr in zip(getattr(optimizer, "optimizer", optimizer).param_groups, rates, strict=True):
+            group["lr"] = base_lr * factor
+
+
 class GAN(L.LightningModule):
     """An unconditional GAN: G draws images from noise z ~ N(0, I), D tells them from real ones.
 
@@ -39,9 +52,10 @@ class GAN(L.LightningModule):
     "generator" and "discriminator" to optimizer factories. The recipe: `loss` ("bce", "hinge", "wgan-gp" with
     `gp_weight`); `d_steps` D steps per G step; `gradient_clip_val` clips each network's gradients before its step;
     `ema_decay` > 0 keeps `generator_ema`, which samples, is evaluated and exported; `augment` names DiffAugment's
-    transformations for every training input of D, real and fake, in both steps; `lr_decay_epochs` > 0 decays both
-    learning rates linearly to 0 over the last epochs (the same share of `trainer.max_time` where that ends training
-    first); `compile` and `channels_last` make the networks faster.
+    transformations for every training input of D, real and fake, in both steps; `lr_decay_share` > 0 decays both
+    learning rates linearly to 0 over that last share of the training budget (`trainer.max_epochs`, or
+    `trainer.max_time` where that ends training first), `lr_decay_epochs` > 0 over that many last epochs of
+    `trainer.max_epochs` (the same share of the time budget); `compile` and `channels_last` make the networks faster.
     """
 
     name: ClassVar[str]  # the registered name (`options.VARIANTS`) that checkpoints record
@@ -52,12 +66,14 @@ class GAN(L.LightningModule):
                  loss: str = "bce", gp_weight: float = 10.0, d_steps: int = 1, ema_decay: float = 0.0,
                  gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
                  augment: str | Sequence[str] | None = None, compile: bool = False, channels_last: bool = False,
-                 lr_decay_epochs: int = 0, dataset: str = "mnist", class_names: Sequence[str] | None = None):
+                 lr_decay_epochs: int = 0, lr_decay_share: float = 0.0, dataset: str = "mnist", class_names: Sequence[str] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer"], logger=False)
         self.automatic_optimization = False
         # the values come checked from the config (`gan_lightning.config.validate`)
-        assert 0.0 <= ema_decay < 1.0 and d_steps >= 1 and lr_decay_epochs >= 0, (ema_decay, d_steps, lr_decay_epochs)
+        assert 0.0 <= ema_decay < 1.0 and d_steps >= 1, (ema_decay, d_steps)
+        assert lr_decay_epochs >= 0 and 0.0 <= lr_decay_share <= 1.0 and not (lr_decay_epochs and lr_decay_share), (
+            lr_decay_epochs, lr_decay_share)
         assert gradient_clip_val is None or gradient_clip_val > 0, gradient_clip_val
         assert gradient_clip_algorithm in options.CLIP_ALGORITHMS, gradient_clip_algorithm
         self.objective = GANObjective(loss, gp_weight, options.parse_policy(augment))
@@ -150,7 +166,7 @@ class GAN(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real, labels = batch  # (B, C, H, W) in [-1, 1], (B,)
         opt_g, opt_d = self.optimizers()
-        if self.hparams.lr_decay_epochs:
+        if self.hparams.lr_decay_epochs or self.hparams.lr_decay_share:
             self._decay_learning_rates(batch_idx, (opt_g, opt_d))
         g_step = (batch_idx + 1) % self.hparams.d_steps == 0
         z, code = self.draw_latent(real.shape[0])
@@ -285,13 +301,14 @@ class GAN(L.LightningModule):
 
     def _decay_learning_rates(self, batch_idx: int, optimizers: Sequence) -> None:
         """Each learning rate at its configured value times the linear decay, from 1 to 0 over the last
-        `lr_decay_epochs` of `trainer.max_epochs` (checked to be at least as many): over that share of the budget,
-        so that under a time budget the decay ends with `trainer.max_time`."""
-        share = self.hparams.lr_decay_epochs / self.trainer.max_epochs
-        factor = min(1.0, (1.0 - self.budget_done(batch_idx)) / share)
-        for optimizer, base_lrs in zip(optimizers, self._base_lrs, strict=True):
-            for group, base_lr in zip(getattr(optimizer, "optimizer", optimizer).param_groups, base_lrs, strict=True):
-                group["lr"] = base_lr * factor
+        `lr_decay_share` of the budget, or the last `lr_decay_epochs` of `trainer.max_epochs` (checked to be at least
+        as many): over that share of the budget, so that under a time budget the decay ends with
+        `trainer.max_time`."""
+        if self.hparams.lr_decay_epochs:
+            share = self.hparams.lr_decay_epochs / self.trainer.max_epochs
+        else:
+            share = self.hparams.lr_decay_share
+        set_learning_rates(optimizers, self._base_lrs, lr_decay_factor(self.budget_done(batch_idx), share))
 
     def on_fit_start(self) -> None:
         rng.split_per_rank(self)
