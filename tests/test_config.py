@@ -83,8 +83,8 @@ EVAL = "callbacks.quality.eval_samples"
     (["optimizer.lr_decay_epochs=11"], ("optimizer.lr_decay_epochs=11 decays the learning rates over the last 11 "
                                         "epochs of trainer.max_epochs, which is 10: give trainer.max_epochs >= 11")),
     (["optimizer.lr_decay_epochs=2", "trainer.max_epochs=-1"], "trainer.max_epochs, which is -1"),
-    (["model.lr_decay_share=1.5"], "model.lr_decay_share must be a number from 0 to 1 (0 = constant learning "
-                                   "rates), got 1.5"),
+    (["model.lr_decay_share=1.5"], ("model.lr_decay_share must be a number from 0 to 1 (0 = constant learning "
+                                    "rates), got 1.5")),
     (["model=cgan", "optimizer.lr_decay_epochs=3"], ("optimizer.lr_decay_epochs=3 and model.lr_decay_share=0.3 both "
                                                       "set the learning-rate decay: give one")),
     (["model.ema_decay=1.5"], "model.ema_decay must be a number in [0, 1), got 1.5"),
