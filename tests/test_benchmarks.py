@@ -18,6 +18,7 @@ from gan_lightning.benchmarks.recipes import check_targets, side_by_side
 from gan_lightning.benchmarks.throughput import bare_loop, lightning_loop, plain_optimizers
 from gan_lightning.config import compose_config
 from gan_lightning.data import ImageDataModule
+from gan_lightning.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,11 +169,32 @@ def test_quality_plot_draws_each_runs_validation_curves(trained_run, tmp_path):
     from PIL import Image
 
     curves = quality.validation_curves(trained_run("vanilla"))
-    assert set(curves) == {"fid", "precision", "recall"} and len(curves["fid"]) == 1
-    quality.plot_curves({"vanilla": {0: curves, 1: curves}, "dcgan": {0: quality.validation_curves(trained_run("dcgan"))}},
+    assert set(curves) == {"fid", "precision", "recall", "minutes"} and len(curves["fid"]) == len(curves["minutes"]) == 1
+    assert 0 < curves["minutes"][0] < 10
+    quality.plot_curves({"vanilla": {("default", 0): curves, ("default", 1): curves},
+                         "dcgan": {("default", 0): quality.validation_curves(trained_run("dcgan"))}},
                         tmp_path / "quality.png")
     width, height = Image.open(tmp_path / "quality.png").size
     assert width > height / 2 > 100
+
+
+@pytest.mark.slow
+def test_the_time_to_quality_plot_takes_labelled_run_folders(trained_run, tmp_path):
+    """`scripts/plot_time_to_quality.py LABEL=RUN_DIR ... --out PNG`: a column per model, read from each run's
+    config; a folder that is not a run, or an existing --out, is refused in one line and nothing is written."""
+    from PIL import Image
+
+    out = tmp_path / "ttq.png"
+    quality.plot_runs([f"default={trained_run('vanilla')}", f"other recipe={trained_run('cgan')}", "--out", str(out)])
+    width, height = Image.open(out).size
+    assert width > height / 2 > 100
+    with pytest.raises(UserError, match="exists: give another path"):
+        quality.plot_runs([f"default={trained_run('vanilla')}", "--out", str(out)])
+    with pytest.raises(UserError, match="give LABEL=RUN_DIR"):
+        quality.plot_runs([str(trained_run("vanilla")), "--out", str(tmp_path / "none.png")])
+    with pytest.raises(UserError, match="a training run's folder"):
+        quality.plot_runs([f"x={tmp_path}", "--out", str(tmp_path / "none.png")])
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_runs_of_other_seeds_go_to_their_own_folders(tmp_path):

@@ -8,7 +8,7 @@ selected nothing by it: their validation metrics use the validation split), with
 memorised share and, for the conditional GAN, the Classification Accuracy Score. The table gives every metric as
 mean ± standard deviation over the seeds, beside the real-data row (n held-out training images, one draw per
 seed; CAS: the same classifier trained on real images), then checks the targets as fractions of the real row.
-`quality.png` plots each run's validation FID, precision and recall per epoch.
+`quality.png` plots each run's validation FID, precision and recall against its wall-clock minutes of training.
 
 The runs are those of `benchmark_recipes.py` (its `default` recipe; seed 0 in `<out>/<model>/default`, seed s in
 `<out>/<model>/default-seed<s>`; another dataset's in `<out>/<dataset>/...`): a finished run of the same recipe, budget and seed is scored, not trained again;
@@ -133,7 +133,8 @@ def score(record: dict, n: int, cas_n: int, cas_epochs: int, data_dir: str | Non
 
 
 def validation_curves(run_dir: Path) -> dict[str, list[float]]:
-    """A run's validation FID, precision and recall after each epoch, from its TensorBoard events."""
+    """A run's validation FID, precision and recall after each epoch, from its TensorBoard events, and `minutes`:
+    the wall-clock minutes from the run's first event to each validation (a resumed run's pause counts too)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0}).Reload()
@@ -141,8 +142,11 @@ def validation_curves(run_dir: Path) -> dict[str, list[float]]:
     for key in ("fid", "precision", "recall"):
         tag = f"val/{key}"
         if tag in events.Tags()["scalars"]:
-            by_step = {e.step: e.value for e in events.Scalars(tag)}  # a resumed run may repeat a step
-            curves[key] = [by_step[step] for step in sorted(by_step)]
+            by_step = {e.step: e for e in events.Scalars(tag)}  # a resumed run may repeat a step
+            curves[key] = [by_step[step].value for step in sorted(by_step)]
+            if key == "fid":
+                start = events.FirstEventTimestamp()
+                curves["minutes"] = [(by_step[step].wall_time - start) / 60 for step in sorted(by_step)]
     return curves
 
 
@@ -154,32 +158,72 @@ def health(run_dir: Path) -> str:
     return ", ".join(f"{a.name} at epoch {a.epoch}" for a in alarms) or "no alarm"
 
 
-def plot_curves(curves: dict[str, dict[int, dict[str, list[float]]]], path: Path) -> None:
-    """One column per model, one row per metric (FID, precision, recall), a line per seed; written as a PNG."""
+def plot_curves(curves: dict[str, dict[tuple[str, int], dict[str, list[float]]]], path: Path) -> None:
+    """Time to quality: one column per model, one row per metric (FID, precision, recall) against the wall-clock
+    minutes of training, a line per (recipe, seed): a colour per recipe, a line style per seed; written as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = ("fid", "precision", "recall")
-    figure, axes = plt.subplots(len(metrics), len(curves), figsize=(4 * len(curves), 8), squeeze=False,
-                                sharex="col")
-    for column, (model, seeds) in enumerate(curves.items()):
+    recipes = list(dict.fromkeys(recipe for runs in curves.values() for recipe, _ in runs))
+    seeds = sorted({seed for runs in curves.values() for _, seed in runs})
+    styles = ("-", "--", ":", "-.")
+    figure, axes = plt.subplots(len(metrics), len(curves), figsize=(4.5 * len(curves), 8), squeeze=False)
+    for column, (model, runs) in enumerate(curves.items()):
         for row, metric in enumerate(metrics):
             ax = axes[row][column]
-            for seed, values in seeds.items():
+            for (recipe, seed), values in runs.items():
                 if metric in values:
-                    ax.plot(range(1, len(values[metric]) + 1), values[metric], marker=".", label=f"seed {seed}")
+                    ax.plot(values["minutes"], values[metric], marker=".", color=f"C{recipes.index(recipe)}",
+                            linestyle=styles[seeds.index(seed) % len(styles)], label=f"{recipe}, seed {seed}")
             if metric == "fid":
                 ax.set_yscale("log")
             ax.set_title(f"{model}: validation {metric}" if metric != "fid" else f"{model}: validation FID (log)")
             ax.grid(alpha=0.3)
             if row == len(metrics) - 1:
-                ax.set_xlabel("epoch")
-        axes[0][column].legend()
+                ax.set_xlabel("minutes of training (wall clock, validation included)")
+        axes[0][column].legend(fontsize="small")
     figure.tight_layout()
     write_file(path, lambda file: figure.savefig(file, format="png", dpi=80), key="--out")
     plt.close(figure)
+
+
+def plot_main(argv=None) -> None:
+    try:
+        plot_runs(argv)
+    except UserError as e:
+        fail(e)
+
+
+def plot_runs(argv=None) -> None:
+    """`python scripts/plot_time_to_quality.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] --out PNG`: finished or running
+    training runs' validation FID, precision and recall against wall-clock minutes, a column per model."""
+    parser = argparse.ArgumentParser(description="Time to quality: training runs' validation curves against minutes")
+    parser.add_argument("runs", nargs="+", help="LABEL=RUN_DIR: a training run's folder and the recipe name to show")
+    parser.add_argument("--out", type=Path, default=Path("time_to_quality.png"), help="the PNG to write")
+    args = parser.parse_args(argv)
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    curves: dict[str, dict[tuple[str, int], dict[str, list[float]]]] = {}
+    for item in args.runs:
+        label, _, folder = item.partition("=")
+        run_dir = Path(folder)
+        config_file = run_dir / ".hydra" / "config.yaml"
+        if not label or not config_file.is_file() or not (run_dir / "tensorboard").is_dir():
+            raise UserError(f"{item!r}: give LABEL=RUN_DIR, RUN_DIR a training run's folder (with .hydra/config.yaml "
+                            "and tensorboard/), e.g. default=outputs/train/<date>_<time>")
+        cfg = OmegaConf.load(config_file)
+        values = validation_curves(run_dir)
+        if "fid" not in values:
+            raise UserError(f"{run_dir}: no validation FID logged (a run with ~callbacks.quality, or not validated yet)")
+        curves.setdefault(get_class(cfg.model._target_).name, {})[label, int(cfg.seed)] = values
+    if args.out.exists():
+        raise UserError(f"--out {args.out} exists: give another path, or remove it")
+    plot_curves(curves, args.out)
+    print(f"validation FID, precision and recall against minutes: {args.out}")
 
 
 def main(argv=None) -> None:
@@ -253,8 +297,8 @@ def benchmark(argv=None) -> None:
         print(f"{model}, seed {seed}: {record['epochs']} epochs{took}; {record['checkpoint']}; "
               f"health: {health(Path(record['checkpoint']).parent.parent)}")
     print("\n" + "\n".join(check_targets(models, real, args.data)))
-    curves = {model: {seed: validation_curves(Path(records[model, seed]["checkpoint"]).parent.parent)
+    curves = {model: {("default", seed): validation_curves(Path(records[model, seed]["checkpoint"]).parent.parent)
                       for seed in args.seeds} for model in budgets}
     picture = out / "quality.png"
     plot_curves(curves, picture)
-    print(f"\nvalidation FID, precision and recall per epoch: {picture}")
+    print(f"\nvalidation FID, precision and recall against minutes of training: {picture}")
