@@ -118,6 +118,11 @@ def test_a_folder_trains_without_metrics_until_its_classifier_exists_then_with_t
     assert "val/d_real" in final and not any(key in final for key in ("val/fid", "val/real_fid", "val/precision"))
     checkpoint = torch.load(first / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["dataset"] == "image_folder" and checkpoint["class_names"] == ["one", "seven", "zero"]
+    package = tmp_path / "package"  # a bundled model is scored on a published dataset: a folder's run is exported
+    done = run(str(ROOT / "scripts" / "package_pretrained.py"), "--run", str(first), "--name", "folder_cgan",
+               "--commit", "0000000", "--machine", "this one", "--out", str(package), cwd=tmp_path)
+    assert done.returncode == 2 and "learnt your own images" in done.stderr and "export_generator.py" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not package.exists()
 
     classifier = tmp_path / "classifier" / "digits.pt"
     done = run(str(ROOT / "scripts" / "train_classifier.py"), *data, "--epochs", "2", "--out", str(classifier),
