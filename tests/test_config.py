@@ -61,12 +61,14 @@ def test_every_trainer_argument_is_in_the_trainer_config():
     assert arguments <= listed, sorted(arguments - listed)
 
 
-@pytest.mark.parametrize("model, lr", [("dcgan", 4e-4), ("vanilla", 8e-4), ("cgan", 2e-4), ("infogan", 2e-4)])
-def test_each_variant_chooses_its_learning_rates(model, lr):
+@pytest.mark.parametrize("model, lr, d_lr", [("dcgan", 4e-4, 4e-4), ("vanilla", 8e-4, 8e-4), ("cgan", 2e-4, 2e-4),
+                                             ("infogan", 1e-3, 2e-4)])
+def test_each_variant_chooses_its_learning_rates(model, lr, d_lr):
     """A model config picks its optimizer option (dcgan: adam_dcgan); the DCGAN paper's betas for all; the command
     line's optimizer option and values win over the model's choice."""
     cfg = compose_config([f"model={model}"])
-    assert cfg.optimizer.lr == cfg.optimizer.d_lr == cfg.model.optimizer.discriminator.lr == lr
+    assert cfg.optimizer.lr == cfg.model.optimizer.generator.lr == lr
+    assert cfg.optimizer.d_lr == cfg.model.optimizer.discriminator.lr == d_lr
     assert [cfg.optimizer.beta1, cfg.optimizer.beta2] == [0.5, 0.999]
     assert compose_config([f"model={model}", "optimizer=adam"]).optimizer.lr == 2e-4
     cfg = compose_config([f"model={model}", "optimizer.lr=1e-3", "optimizer.d_lr=1e-4"])

@@ -34,6 +34,8 @@ def test_g_reads_the_noise_and_the_codes_and_q_is_a_head_on_d():
     assert set(code[:, :10].argmax(1).tolist()) == set(range(10))
     assert code[:, 10:].min() >= -1 and code[:, 10:].max() <= 1  # continuous codes ~ Uniform(-1, 1)
     assert gan.generator.noise_dim == 74 and gan.generate(z[:4], code[:4]).shape == (4, 1, 28, 28)
+    # the paper's networks: 1024 units after G's input and after D's convs, where Q reads
+    assert gan.generator.fc[0].out_features == 1024 and gan.discriminator.class_head.in_features == 1024
     logits, q = gan.discriminator(gan.generate(z[:4], code[:4]), None, with_classes=True)
     assert logits.shape == (4,) and q.shape == (4, 12)
     assert gan.condition(code) is None  # D is told nothing: the codes are G's to use and Q's to find
@@ -57,10 +59,9 @@ def test_the_information_loss_is_the_codes_cross_entropy_and_squared_error():
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    """A short real run of InfoGAN through the real config, at the paper's learning rates: 60 batches."""
+    """A short real run of InfoGAN through the real config (the paper's networks and learning rates): 60 batches."""
     run = tmp_path_factory.mktemp("infogan")
-    metrics = train(compose_run(run, "model=infogan", "trainer.limit_train_batches=60", "seed=0", "optimizer.lr=1e-3",
-                                "optimizer.d_lr=2e-4"))
+    metrics = train(compose_run(run, "model=infogan", "trainer.limit_train_batches=60", "seed=0"))
     return run, metrics
 
 

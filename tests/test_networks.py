@@ -106,6 +106,26 @@ def test_dcgan_extra_layers_add_3x3_convs_at_the_half_size_map(batch_norm):
         DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, n_extra_layers=-1)
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_dcgan_fc_units_add_infogans_fully_connected_layer_to_g_and_d(batch_norm):
+    torch.manual_seed(0)
+    generator = DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, ngf=8, fc_units=32)
+    discriminator = DCGANDiscriminator(IMAGE_SHAPE, ndf=8, batch_norm=batch_norm, fc_units=24, head_outputs=5)
+    # G: the noise goes through 32 units before its first map; D's logit and head read its 24 units
+    assert generator.fc[0].in_features == 16 and generator.net[0].in_channels == 32
+    linears = [layer for layer in discriminator.net if isinstance(layer, torch.nn.Linear)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(16 * 7 * 7, 24), (24, 1)]
+    assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in discriminator.net) == batch_norm
+    assert discriminator.class_head.in_features == 24
+    logits, head = discriminator(generator(torch.randn(3, 16)), with_classes=True)
+    assert logits.shape == (3,) and head.shape == (3, 5)
+    # 0 (the default) is the classic DCGAN, its state dict unchanged
+    plain = DCGANGenerator(noise_dim=16, image_shape=IMAGE_SHAPE, ngf=8)
+    assert plain.fc is None and not any(key.startswith("fc") for key in plain.state_dict())
+    with pytest.raises(ValueError, match="fc_units"):
+        DCGANDiscriminator(IMAGE_SHAPE, fc_units=-1)
+
+
 # resolves to subprocess.Popen through the modules that gan_lightning.networks.common imports
 POPEN = "gan_lightning.networks.common.torch.ctypes.util.subprocess.Popen"
 

@@ -16,6 +16,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from gan_lightning.checkpoint import load_checkpoint, read_generator
 from gan_lightning.config import compose_config
+from gan_lightning.errors import UserError
 from gan_lightning.models import GAN
 from gan_lightning.train import build, check_batch_size, resume_command, train
 from tests.conftest import FAST, compose_run
@@ -190,9 +191,14 @@ def test_batch_size_check_passes_what_torch_takes(model):
     gan = build(compose_config([f"model={model}"]), "model", image_shape=(1, 28, 28), num_classes=10)
     weights, noise = {k: v.clone() for k, v in gan.state_dict().items()}, torch.get_rng_state()
     check_batch_size(gan, 10**6)  # shapes only: no memory for a million images
-    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough; the Vanilla GAN's
-    # BatchNorm1d needs two
-    check_batch_size(gan, 1 if model != "vanilla" else 2)
+    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough; the BatchNorm1d of the
+    # Vanilla GAN and of InfoGAN's fully connected layers needs two, and the check says so (InfoGAN's G reads the
+    # noise and the codes as one input, as the variant feeds them)
+    one_is_enough = model not in ("vanilla", "infogan")
+    check_batch_size(gan, 1 if one_is_enough else 2)
+    if not one_is_enough:
+        with pytest.raises(UserError, match="data.batch_size=1: the networks cannot train on batches of this size"):
+            check_batch_size(gan, 1)
     # nothing of the model, nor the training noise, moved
     assert all(torch.equal(v, weights[k]) for k, v in gan.state_dict().items())
     assert torch.equal(torch.get_rng_state(), noise) and gan.device.type == "cpu"

@@ -30,23 +30,28 @@ def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
     return channels, height, width
 
 
-def _check_extra_layers(n_extra_layers: int) -> None:
-    if isinstance(n_extra_layers, bool) or not isinstance(n_extra_layers, int) or n_extra_layers < 0:
-        raise ValueError(f"n_extra_layers must be an integer >= 0, got {n_extra_layers!r}")
+def _check_extra_layers(n_extra_layers: int, fc_units: int = 0) -> None:
+    for name, value in (("n_extra_layers", n_extra_layers), ("fc_units", fc_units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
 
 
 class DCGANGenerator(nn.Module):
     def __init__(
-        self, noise_dim: int, image_shape: Sequence[int], num_classes: int = 0, ngf: int = 64, n_extra_layers: int = 0
+        self, noise_dim: int, image_shape: Sequence[int], num_classes: int = 0, ngf: int = 64, n_extra_layers: int = 0,
+        fc_units: int = 0,
     ):
         super().__init__()
         check_dims(noise_dim, num_classes)
-        _check_extra_layers(n_extra_layers)
+        _check_extra_layers(n_extra_layers, fc_units)
         channels, side, _ = _check_image_shape(image_shape)
         self.noise_dim, self.num_classes, self.image_shape = noise_dim, num_classes, tuple(image_shape)
+        # (B, noise_dim + K) -> (B, fc_units): InfoGAN's first layer; none by default
+        self.fc = nn.Sequential(nn.Linear(noise_dim + num_classes, fc_units, bias=False), nn.BatchNorm1d(fc_units),
+                                nn.ReLU(inplace=True)) if fc_units else None
         self.net = nn.Sequential(
-            # (B, noise_dim + K, 1, 1) -> (B, 4ngf, side/4, side/4)
-            nn.ConvTranspose2d(noise_dim + num_classes, ngf * 4, side // 4, 1, 0, bias=False),
+            # (B, noise_dim + K [or fc_units], 1, 1) -> (B, 4ngf, side/4, side/4)
+            nn.ConvTranspose2d(fc_units or noise_dim + num_classes, ngf * 4, side // 4, 1, 0, bias=False),
             nn.BatchNorm2d(ngf * 4),
             nn.ReLU(inplace=True),
             # -> (B, 2ngf, side/2, side/2)
@@ -68,6 +73,8 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
             z = torch.cat([z, one_hot(labels, self.num_classes, z)], dim=1)  # (B, noise_dim + K)
+        if self.fc is not None:
+            z = self.fc(z)  # (B, fc_units)
         return self.net(z[:, :, None, None])  # (B, C, H, W) in [-1, 1]
 
 
@@ -81,7 +88,8 @@ class DCGANDiscriminator(nn.Module):
     conv (ProGAN), against mode collapse. `class_head` adds a linear classifier of the same features, K class
     logits per image (`with_classes=True`), for the auxiliary classification loss of AC-GAN (Odena et al., 2017);
     `head_outputs` > 0 adds a linear head of that many outputs instead, on an unconditional D (InfoGAN's Q, which reads
-    G's codes back).
+    G's codes back). `fc_units` > 0 puts a fully connected layer between the last conv and the outputs (InfoGAN's
+    MNIST discriminator): the logit and the heads then read its units.
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class DCGANDiscriminator(nn.Module):
         minibatch_std: int = 0,
         class_head: bool = False,
         head_outputs: int = 0,
+        fc_units: int = 0,
     ):
         super().__init__()
         check_dims(num_classes=num_classes)
@@ -104,7 +113,7 @@ class DCGANDiscriminator(nn.Module):
         if isinstance(head_outputs, bool) or not isinstance(head_outputs, int) or head_outputs < 0 or (
                 head_outputs and class_head):
             raise ValueError(f"head_outputs must be an integer >= 0, and 0 with a class head, got {head_outputs!r}")
-        _check_extra_layers(n_extra_layers)
+        _check_extra_layers(n_extra_layers, fc_units)
         check_conditioning(conditioning)
         channels, side, _ = _check_image_shape(image_shape)
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
@@ -129,10 +138,13 @@ class DCGANDiscriminator(nn.Module):
             nn.Conv2d(ndf + (1 if minibatch_std else 0), ndf * 2, 4, 2, 1, bias=not batch_norm),
             *([nn.BatchNorm2d(ndf * 2)] if batch_norm else []),
             nn.LeakyReLU(0.2, inplace=True),
-            # -> (B, 1, 1, 1): a linear map of the (2ndf * side/4 * side/4) features
-            nn.Conv2d(ndf * 2, 1, side // 4, 1, 0),
+            # -> (B, fc_units): InfoGAN's fully connected layer; none by default
+            *([nn.Flatten(), nn.Linear(ndf * 2 * (side // 4) ** 2, fc_units, bias=not batch_norm),
+               *([nn.BatchNorm1d(fc_units)] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True)] if fc_units else []),
+            # -> (B, 1): a linear map of the features (2ndf * side/4 * side/4, or fc_units)
+            nn.Linear(fc_units, 1) if fc_units else nn.Conv2d(ndf * 2, 1, side // 4, 1, 0),
         )
-        features = ndf * 2 * (side // 4) ** 2
+        features = fc_units or ndf * 2 * (side // 4) ** 2
         self.projection = Projection(num_classes, features) if num_classes and conditioning == "projection" else None
         head = num_classes if class_head else head_outputs
         self.class_head = nn.Linear(features, head) if head else None  # (its name from AC-GAN, the first to use it)
@@ -148,7 +160,7 @@ class DCGANDiscriminator(nn.Module):
             b, _, h, w = x.shape
             maps = one_hot(labels, self.num_classes, x)[:, :, None, None].expand(b, self.num_classes, h, w)
             x = torch.cat([x, maps], dim=1)  # (B, C + K, H, W)
-        features = self.net[:-1](x)  # (B, 2ndf, side/4, side/4)
+        features = self.net[:-1](x)  # (B, 2ndf, side/4, side/4), or (B, fc_units)
         logits = self.net[-1](features).view(-1)  # (B,)
         if self.projection is not None:
             logits = logits + self.projection(features.flatten(1), labels)
