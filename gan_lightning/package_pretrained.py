@@ -16,6 +16,7 @@ command with other seeds.
 import argparse
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -184,7 +185,20 @@ spread of the ink across that axis) of the digits, as a mean Spearman rank corre
         for row in numbers["seeds"]:
             cells = " | ".join(f"{c['slant']:+.3f}, {c['width']:+.3f}" for c in row["continuous"])
             lines.append(f"| {row['seed']} | {row['code_accuracy']:.4f} | {cells} | {row['fid']:.2f} |\n")
+        rows = numbers["seeds"]
+        mean = float(np.mean([row["code_accuracy"] for row in rows]))
+        lines.append(f"| mean | {mean:.4f} | " + " | ".join("" for _ in codes["continuous"])
+                     + f" | {np.mean([row['fid'] for row in rows]):.2f} |\n")
+        shipped = _command_seed(numbers["training"]["command"])
+        best = max(rows, key=lambda row: row["code_accuracy"])
+        why = f", the one of the {len(rows)} whose codes matched digits best" if str(best["seed"]) == shipped else ""
+        lines.append(f"\nThe shipped run is seed {shipped}{why}.\n" if shipped is not None else "")
     return "".join(lines)
+
+
+def _command_seed(command: str) -> str | None:
+    """The `seed=` a recorded training command gives, if it gives one."""
+    return next((arg.split("=", 1)[1] for arg in shlex.split(command) if arg.startswith("seed=")), None)
 
 
 def _seeds_section(numbers: dict, conditional: bool) -> str:

@@ -41,7 +41,7 @@ def data_dir(g: Sampler) -> list[str]:
     return [] if g.dataset.name == MNIST.name else [f"data_dir={g.dataset.default_dir}"]
 
 
-def test_the_bundled_models_ship_with_their_cards_in_under_12_mb():
+def test_the_bundled_models_ship_with_their_cards_in_under_24_mb():
     assert "cgan" in BUNDLED
     total = 0
     for name in BUNDLED:
@@ -51,7 +51,9 @@ def test_the_bundled_models_ship_with_their_cards_in_under_12_mb():
         )
         assert pretrained.sha256((folder / CONFIG).read_bytes()) == pretrained.BUNDLED_CONFIG_SHA256[name]
         total += sum(p.stat().st_size for p in folder.iterdir())
-    assert total < 12 * 2**20  # five models of about 2 MB each, with their cards
+    # four models of about 2 MB each and the InfoGAN's 13 MB (the paper's generator: 6.6 million parameters, most of
+    # them in its layer from 1024 units to the 7x7 map), with their cards
+    assert total < 24 * 2**20
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ BUNDLED_CONFIG_SHA256: dict[str, str] = {
     "vanilla": "a4ad69f4055524931ad0c80bd21a1a944ae8377e5a14a6d09e7cb8a4cf173d07",
     "dcgan": "cfea0ca9aabd2c08fb75f655b82aaba20e4c4bd383b94cbdcf343882925948f9",
     "cgan": "7ad020c313cf2d71d57ab260fb9ae4d5a2be14e1d70f03e859c3d25b3a9d2e22",
-    "infogan": "fa2a0a1d314f5516ef15825ff43ad1a4e2500a03f4fc33255ab835eb506acef5",
+    "infogan": "a37c43a3ec51fb88f39a347f35b776aed9b9bd7b00c4601e6c40c6d52e4188b3",
     "fashion_cgan": "5a484d88b1e7ce4c4ba658cf8c97763bc9bd4c425715b2df1ba6a295d640865d",
 }
 BUNDLED = tuple(BUNDLED_CONFIG_SHA256)
