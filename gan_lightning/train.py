@@ -1,6 +1,5 @@
 """The training entry point: `train(cfg)` builds everything from the config and fits; `main()` is the CLI."""
 
-import functools
 import logging
 import shlex
 import sys
@@ -151,8 +150,8 @@ def check_batch_size(model: L.LightningModule, batch_size: int) -> None:
     z = z.to("meta").expand(batch_size, -1)  # (B, noise_dim)
     code = None if code is None else code.to("meta").expand(batch_size, *code.shape[1:])
     try:
-        meta_generator = functools.partial(functional_call, model.generator, on_meta(model.generator))
-        fake = model.generate(z, code, generator=lambda *inputs: meta_generator(inputs))  # (B, C, H, W)
+        generator = on_meta(model.generator)  # fed as the variant feeds G (InfoGAN: noise and codes as one input)
+        fake = model.generate(z, code, lambda *inputs: functional_call(model.generator, generator, inputs))
         functional_call(model.discriminator, on_meta(model.discriminator), (fake, model.condition(code)))
     except ValueError as e:
         reason = str(e).strip().splitlines()[0]

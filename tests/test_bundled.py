@@ -56,6 +56,20 @@ def test_the_bundled_models_ship_with_their_cards_in_under_24_mb():
     assert total < 24 * 2**20
 
 
+def test_an_infogan_card_says_which_seed_shipped_and_whether_it_was_the_best():
+    folder = BUNDLED_DIR / "infogan"
+    config, numbers = (json.loads((folder / f).read_text()) for f in (CONFIG, "eval.json"))
+    best = max(numbers["seeds"], key=lambda row: row["code_accuracy"])
+    other = next(row for row in numbers["seeds"] if row is not best)
+    mean = sum(row["code_accuracy"] for row in numbers["seeds"]) / len(numbers["seeds"])
+    for shipped, phrase in ((best, f", the one of the {len(numbers['seeds'])} whose codes matched digits best."),
+                            (other, ".")):
+        command = re.sub(r"\bseed=\S+", f"seed={shipped['seed']}", numbers["training"]["command"])
+        text = card_text("infogan", config, {**numbers, "training": {**numbers["training"], "command": command}})
+        assert f"The shipped run is seed {shipped['seed']}{phrase}\n" in text
+        assert f"| mean | {mean:.4f} |" in text
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED)
 def test_a_bundled_model_by_name_through_every_door(name, tmp_path, request):

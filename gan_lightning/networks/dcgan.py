@@ -30,7 +30,7 @@ def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
     return channels, height, width
 
 
-def _check_extra_layers(n_extra_layers: int, fc_units: int = 0) -> None:
+def _check_layer_sizes(n_extra_layers: int, fc_units: int) -> None:
     for name, value in (("n_extra_layers", n_extra_layers), ("fc_units", fc_units)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -43,7 +43,7 @@ class DCGANGenerator(nn.Module):
     ):
         super().__init__()
         check_dims(noise_dim, num_classes)
-        _check_extra_layers(n_extra_layers, fc_units)
+        _check_layer_sizes(n_extra_layers, fc_units)
         channels, side, _ = _check_image_shape(image_shape)
         self.noise_dim, self.num_classes, self.image_shape = noise_dim, num_classes, tuple(image_shape)
         # (B, noise_dim + K) -> (B, fc_units): InfoGAN's first layer; none by default
@@ -113,7 +113,7 @@ class DCGANDiscriminator(nn.Module):
         if isinstance(head_outputs, bool) or not isinstance(head_outputs, int) or head_outputs < 0 or (
                 head_outputs and class_head):
             raise ValueError(f"head_outputs must be an integer >= 0, and 0 with a class head, got {head_outputs!r}")
-        _check_extra_layers(n_extra_layers, fc_units)
+        _check_layer_sizes(n_extra_layers, fc_units)
         check_conditioning(conditioning)
         channels, side, _ = _check_image_shape(image_shape)
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
