@@ -14,7 +14,8 @@ GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
 
 
 def test_expected_groups_exist():
-    for group in ["model", "optimizer", "trainer", "data", "logger", "callbacks", "experiment", "paths", "hydra"]:
+    for group in ["model", "optimizer", "budget", "trainer", "data", "logger", "callbacks", "experiment", "paths",
+                  "hydra"]:
         assert group in GROUPS
 
 
@@ -73,6 +74,17 @@ def test_each_variant_chooses_its_learning_rates(model, lr, d_lr):
     assert compose_config([f"model={model}", "optimizer=adam"]).optimizer.lr == 2e-4
     cfg = compose_config([f"model={model}", "optimizer.lr=1e-3", "optimizer.d_lr=1e-4"])
     assert (cfg.model.optimizer.generator.lr, cfg.model.optimizer.discriminator.lr) == (1e-3, 1e-4)
+
+
+@pytest.mark.parametrize("model, batch_size", [("dcgan", 32), ("vanilla", 32), ("cgan", 32), ("infogan", 64)])
+def test_each_variant_chooses_the_batch_size_its_recipe_was_measured_at(model, batch_size):
+    """A model config picks its budget option (infogan: the paper's batches of 64); the command line's values and
+    budget option win over the model's choice, and a later data option keeps the model's batch size."""
+    assert compose_config([f"model={model}"]).data.batch_size == batch_size
+    assert compose_config([f"model={model}", "data=fashion_mnist"]).data.batch_size == batch_size
+    assert compose_config([f"model={model}", "budget=default"]).data.batch_size == 32
+    cfg = compose_config([f"model={model}", "data.batch_size=16", "trainer.max_epochs=3"])
+    assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (16, 3)
 
 
 def test_the_default_model_is_the_dcgan():
