@@ -140,6 +140,11 @@ def test_quality_targets_pass_and_fail_on_the_quality_issue_thresholds():
         "CAS", "memorised"]
 
 
+def test_the_quality_benchmark_trains_each_model_at_its_own_budget():
+    """Without --epochs, each model's epochs are its config's (the DCGAN's budget: 7), not one number for all."""
+    assert quality.own_budgets() == {"vanilla": 10, "dcgan": 7, "cgan": 10}
+
+
 def test_quality_table_gives_mean_and_std_over_seeds():
     row = quality.aggregate([{"fid": 10.0, "precision": 0.7}, {"fid": 12.0, "precision": 0.8}, {"fid": 14.0}])
     assert row == {"fid": (12.0, 2.0)}  # precision is not in every seed's result: no half-mean

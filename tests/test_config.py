@@ -62,7 +62,7 @@ def test_every_trainer_argument_is_in_the_trainer_config():
     assert arguments <= listed, sorted(arguments - listed)
 
 
-@pytest.mark.parametrize("model, lr, d_lr", [("dcgan", 4e-4, 4e-4), ("vanilla", 8e-4, 8e-4), ("cgan", 2e-4, 2e-4),
+@pytest.mark.parametrize("model, lr, d_lr", [("dcgan", 1e-3, 2e-4), ("vanilla", 8e-4, 8e-4), ("cgan", 2e-4, 2e-4),
                                              ("infogan", 1e-3, 2e-4)])
 def test_each_variant_chooses_its_learning_rates(model, lr, d_lr):
     """A model config picks its optimizer option (dcgan: adam_dcgan); the DCGAN paper's betas for all; the command
@@ -76,19 +76,33 @@ def test_each_variant_chooses_its_learning_rates(model, lr, d_lr):
     assert (cfg.model.optimizer.generator.lr, cfg.model.optimizer.discriminator.lr) == (1e-3, 1e-4)
 
 
-@pytest.mark.parametrize("model, batch_size", [("dcgan", 32), ("vanilla", 32), ("cgan", 32), ("infogan", 64)])
-def test_each_variant_chooses_the_batch_size_its_recipe_was_measured_at(model, batch_size):
-    """A model config picks its budget option (infogan: the paper's batches of 64); the command line's values and
-    budget option win over the model's choice, and a later data option keeps the model's batch size."""
-    assert compose_config([f"model={model}"]).data.batch_size == batch_size
+@pytest.mark.parametrize("model, batch_size, epochs", [("dcgan", 64, 7), ("vanilla", 32, 10), ("cgan", 32, 10),
+                                                    ("infogan", 64, 10)])
+def test_each_variant_chooses_the_budget_its_recipe_was_measured_at(model, batch_size, epochs):
+    """A model config picks its budget option (dcgan: 7 epochs of 64; infogan: the paper's batches of 64); the command
+    line's values and budget option win over the model's choice, and a later data option keeps the model's budget."""
+    cfg = compose_config([f"model={model}"])
+    assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (batch_size, epochs)
     assert compose_config([f"model={model}", "data=fashion_mnist"]).data.batch_size == batch_size
-    assert compose_config([f"model={model}", "budget=default"]).data.batch_size == 32
+    cfg = compose_config([f"model={model}", "budget=default"])
+    assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (32, 10)
     cfg = compose_config([f"model={model}", "data.batch_size=16", "trainer.max_epochs=3"])
     assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (16, 3)
 
 
 def test_the_default_model_is_the_dcgan():
     assert compose_config([]).model.generator._target_.endswith("DCGANGenerator")
+
+
+def test_the_dcgan_has_infogans_networks_at_half_width_and_the_cgan_keeps_its_convolutional_ones():
+    """The cGAN composes on the DCGAN's config: its recipe (the five-minute run's, the bundled model's) must not
+    follow the DCGAN's networks, loss, rates or budget."""
+    dcgan, cgan = compose_config(["model=dcgan"]).model, compose_config(["model=cgan"]).model
+    assert dcgan.loss == "bce" and dcgan.generator.fc_units == dcgan.discriminator.fc_units == 512
+    assert dcgan.discriminator.batch_norm and not dcgan.discriminator.spectral_norm
+    assert cgan.loss == "hinge" and cgan.generator.fc_units == cgan.discriminator.fc_units == 0
+    assert cgan.discriminator.spectral_norm and not cgan.discriminator.batch_norm and cgan.discriminator.ndf == 32
+    assert cgan.generator.n_extra_layers == cgan.discriminator.n_extra_layers == 2 and cgan.lr_decay_share == 0.3
 
 
 EVAL = "callbacks.quality.eval_samples"

@@ -23,7 +23,10 @@ TINY = {
     "vanilla": ["model=vanilla", "model.noise_dim=8", "model.generator.hidden_dims=[16,32]",
                 "model.discriminator.hidden_dims=[16]"],
     "dcgan": ["model=dcgan", "model.noise_dim=8", "model.generator.ngf=4", "model.discriminator.ndf=4",
-              "model.generator.n_extra_layers=1", "model.discriminator.n_extra_layers=1"],
+              "model.generator.n_extra_layers=1", "model.discriminator.n_extra_layers=1",
+              # the DCGAN's networks and loss of 0.1.0, before it took InfoGAN's
+              "model.generator.fc_units=0", "model.discriminator.fc_units=0", "model.discriminator.batch_norm=false",
+              "model.discriminator.spectral_norm=true", "model.loss=hinge"],
 }
 TINY["cgan"] = ["model=cgan", *TINY["dcgan"][1:]]
 

@@ -196,8 +196,8 @@ def test_two_time_scale_learning_rates():
     opt_g, opt_d = gan.configure_optimizers()
     assert opt_g.param_groups[0]["lr"] == 1e-4 and opt_d.param_groups[0]["lr"] == 4e-4
     assert opt_g.param_groups[0]["betas"] == opt_d.param_groups[0]["betas"] == (0.0, 0.9)
-    # by default the discriminator follows the generator's learning rate
-    opt_g, opt_d = _gan("model=dcgan", "optimizer.lr=3e-4").configure_optimizers()
+    # with `adam` the discriminator follows the generator's learning rate (the DCGAN's own option sets both)
+    opt_g, opt_d = _gan("model=dcgan", "optimizer=adam", "optimizer.lr=3e-4").configure_optimizers()
     assert opt_d.param_groups[0]["lr"] == 3e-4
 
 
@@ -234,7 +234,10 @@ def test_clipping_works_with_the_fused_adam_under_bf16_and_is_refused_where_it_c
 def test_wgan_gp_refuses_batch_norm_in_the_discriminator():
     with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):
         check_overrides(["model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=true"])
-    cfg = compose_config(["model=dcgan", "model.loss=wgan-gp", "~callbacks.quality", "~callbacks.best_checkpoint"])
+    with pytest.raises(UserError, match="model.discriminator.batch_norm=false"):  # the DCGAN's own BatchNorm D too
+        check_overrides(["model=dcgan", "model.loss=wgan-gp"])
+    cfg = compose_config(["model=dcgan", "model.loss=wgan-gp", "model.discriminator.batch_norm=false",
+                          "~callbacks.quality", "~callbacks.best_checkpoint"])
     cfg.model.discriminator.batch_norm = True  # past the check that composing made
     with pytest.raises(AssertionError):  # the module itself only asserts: the config is where values are checked
         build(cfg, "model", image_shape=IMAGE_SHAPE, num_classes=10)
@@ -291,7 +294,8 @@ def test_the_cgan_decays_its_learning_rates_over_the_last_30_percent_of_its_budg
 
     assert rates(tmp_path / "checkpoints" / "epoch_000.ckpt") == [2e-4, 4e-4]  # 0.4 of the budget done
     assert rates(tmp_path / "checkpoints" / "last.ckpt") == pytest.approx([2e-4 / 3, 4e-4 / 3])
-    assert compose_config(["model=dcgan"]).model.lr_decay_share == compose_config(["model=vanilla"]).model.lr_decay_share == 0
+    assert all(compose_config([f"model={m}"]).model.lr_decay_share == 0 for m in ("vanilla", "infogan"))
+    assert compose_config(["model=dcgan"]).model.lr_decay_share == 0.4
 
 
 @pytest.mark.slow

@@ -79,7 +79,7 @@ def test_tensorboard_gets_losses_probabilities_samples_and_hparams(trained_run, 
     session = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"]).session_start_info
     experiment = HParamsPluginData.FromString(plugin["_hparams_/experiment"]).experiment
     assert session.hparams["model/noise_dim"].number_value == (62 if model == "infogan" else 100)
-    assert session.hparams["model/loss"].string_value == ("bce" if model in ("vanilla", "infogan") else "hinge")
+    assert session.hparams["model/loss"].string_value == ("hinge" if model == "cgan" else "bce")
     assert {m.name.tag for m in experiment.metric_infos} >= {"val/fid", "val/min_class_share"}
 
 
@@ -191,10 +191,10 @@ def test_batch_size_check_passes_what_torch_takes(model):
     gan = build(compose_config([f"model={model}"]), "model", image_shape=(1, 28, 28), num_classes=10)
     weights, noise = {k: v.clone() for k, v in gan.state_dict().items()}, torch.get_rng_state()
     check_batch_size(gan, 10**6)  # shapes only: no memory for a million images
-    # the DCGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough; the BatchNorm1d of the
-    # Vanilla GAN and of InfoGAN's fully connected layers needs two, and the check says so (InfoGAN's G reads the
-    # noise and the codes as one input, as the variant feeds them)
-    one_is_enough = model not in ("vanilla", "infogan")
+    # the cGAN's BatchNorm2d sees a whole feature map per channel, so one image is enough; the BatchNorm1d of the
+    # Vanilla GAN and of the DCGAN's and InfoGAN's fully connected layers needs two, and the check says so (InfoGAN's
+    # G reads the noise and the codes as one input, as the variant feeds them)
+    one_is_enough = model == "cgan"
     check_batch_size(gan, 1 if one_is_enough else 2)
     if not one_is_enough:
         with pytest.raises(UserError, match="data.batch_size=1: the networks cannot train on batches of this size"):

@@ -1,8 +1,9 @@
 """How good each default model's digits get at its training budget, over several seeds, as a paper reports it.
 
-`python scripts/benchmark_quality.py --epochs vanilla=10 dcgan=10 cgan=10 --seeds 0 1 2 --n 10000 [--data fashion_mnist]`
+`python scripts/benchmark_quality.py [--epochs dcgan=7 ...] --seeds 0 1 2 --n 10000 [--data fashion_mnist]`
 
-Each model is trained with its default recipe once per seed, on MNIST or the dataset `--data` names (its files in
+Each model is trained with its default recipe, at its own budget (`trainer.max_epochs` as its config composes it:
+`conf/budget/`) unless `--epochs` gives one, once per seed, on MNIST or the dataset `--data` names (its files in
 `--data-dir`); n samples of each final generator are scored by that dataset's classifier on its test set (the runs
 selected nothing by it: their validation metrics use the validation split), with the
 memorised share and, for the conditional GAN, the Classification Accuracy Score. The table gives every metric as
@@ -27,6 +28,7 @@ import torch
 
 from gan_lightning.benchmarks.recipes import DEFAULT_OUT, run
 from gan_lightning.callbacks.health import replay
+from gan_lightning.config import compose_config
 from gan_lightning.data.datasets import DATASETS
 from gan_lightning.errors import TrainingInterrupted, UserError, fail, stop
 from gan_lightning.evaluate import COLUMNS as EVALUATE_COLUMNS
@@ -235,9 +237,15 @@ def main(argv=None) -> None:
         stop(e, "the finished runs are kept in --out; the same command goes on from there (the interrupted run from its last.ckpt)")
 
 
+def own_budgets() -> dict[str, int]:
+    """Each model's epochs as its config composes them (its budget option, conf/budget/)."""
+    return {model: compose_config([f"model={model}"]).trainer.max_epochs for model in MODELS}
+
+
 def benchmark(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", nargs="+", default=[f"{m}=10" for m in MODELS], help="MODEL=EPOCHS")
+    parser.add_argument("--epochs", nargs="+", default=[], help="MODEL=EPOCHS, only these models at these budgets "
+                        "(default: every model at its config's trainer.max_epochs)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
     parser.add_argument("--n", type=int, default=10000, help="samples scored per run (at most 10000)")
     parser.add_argument("--cas-n", type=int, default=TRAIN_IMAGES,
@@ -249,7 +257,7 @@ def benchmark(argv=None) -> None:
     parser.add_argument("--data-dir", default=None, help="the folder of its files (default: the dataset's own)")
     args = parser.parse_args(argv)
     dataset = DATASETS[args.data].at(args.data_dir)
-    budgets = {}
+    budgets = {} if args.epochs else own_budgets()
     for item in args.epochs:
         model, _, epochs = item.partition("=")
         if model not in MODELS or not epochs.isdigit() or int(epochs) < 1:
