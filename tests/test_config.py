@@ -118,9 +118,12 @@ EVAL = "callbacks.quality.eval_samples"
     (["model.loss=wgan"], "model.loss='wgan' is not one of: bce, hinge, wgan-gp"),
     (["model.d_steps=0"], "model.d_steps must be a positive integer, got 0"),
     (["optimizer.lr_decay_epochs=-1"], "optimizer.lr_decay_epochs must be an integer >= 0, got -1"),
-    (["optimizer.lr_decay_epochs=11"], ("optimizer.lr_decay_epochs=11 decays the learning rates over the last 11 "
-                                        "epochs of trainer.max_epochs, which is 10: give trainer.max_epochs >= 11")),
-    (["optimizer.lr_decay_epochs=2", "trainer.max_epochs=-1"], "trainer.max_epochs, which is -1"),
+    (["model=vanilla", "optimizer.lr_decay_epochs=11"], (
+        "optimizer.lr_decay_epochs=11 decays the learning rates over the last 11 epochs of trainer.max_epochs, which "
+        "is 10: give trainer.max_epochs >= 11")),
+    (["model=vanilla", "optimizer.lr_decay_epochs=2", "trainer.max_epochs=-1"], "trainer.max_epochs, which is -1"),
+    (["optimizer.lr_decay_epochs=2"], ("optimizer.lr_decay_epochs=2 and model.lr_decay_share=0.4 both set the "
+                                       "learning-rate decay: give one")),
     (["model.lr_decay_share=1.5"], ("model.lr_decay_share must be a number from 0 to 1 (0 = constant learning "
                                     "rates), got 1.5")),
     (["model=cgan", "optimizer.lr_decay_epochs=3"], ("optimizer.lr_decay_epochs=3 and model.lr_decay_share=0.3 both "

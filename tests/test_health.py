@@ -20,7 +20,14 @@ from tests.conftest import compose_run
 
 # G frozen: its learning rate 0 (the key stays accepted: it is how a test freezes G), so D separates its images
 # from real ones at once and the FID stays where it started
+# G never learns, so D soon tells its images from real ones
 FROZEN_G = ["optimizer.generator.lr=0", "trainer.limit_train_batches=40", "trainer.log_every_n_steps=10"]
+# the DCGAN's recipe before today's (hinge loss, spectral-norm D, two extra 3x3 layers, 4e-4: the cGAN's networks
+# still), whose D a frozen G saturates within 2 epochs of 40 batches
+DCGAN_BEFORE = ["model.loss=hinge", "model.lr_decay_share=0", "optimizer.lr=4e-4", "optimizer.d_lr=4e-4",
+                "budget=default", "model.generator.fc_units=0", "model.generator.n_extra_layers=2",
+                "model.discriminator.fc_units=0", "model.discriminator.n_extra_layers=2", "model.discriminator.ndf=32",
+                "model.discriminator.batch_norm=false", "model.discriminator.spectral_norm=true"]
 # a recipe that collapses from the start on real MNIST (docs/health.md): the Vanilla GAN without minibatch standard
 # deviation or EMA, G's learning rate 100 times D's
 COLLAPSE = ["model=vanilla", "model.discriminator.minibatch_std=0", "model.ema_decay=0", "optimizer.lr=2e-3",
@@ -80,14 +87,14 @@ def test_collapse_is_judged_against_the_real_row_and_the_runs_own_best():
 
 @pytest.mark.slow
 def test_a_frozen_generator_raises_saturation_and_stall_and_the_replay_agrees(tmp_path, caplog):
-    cfg = compose_run(tmp_path, *FROZEN_G, "trainer.max_epochs=3", "callbacks.health.stall_patience=1")
+    cfg = compose_run(tmp_path, *FROZEN_G, *DCGAN_BEFORE, "trainer.max_epochs=3", "callbacks.health.stall_patience=1")
     with caplog.at_level(logging.WARNING, logger="gan_lightning.callbacks.health"):
         train(cfg)
     alarms = _health(tmp_path)
     names = [a["name"] for a in alarms]
     assert "saturation" in names and "stall" in names, alarms
     saturation = alarms[names.index("saturation")]
-    assert saturation["epoch"] <= 1 and saturation["evidence"]["d_loss"] <= 0.1  # the DCGAN's hinge loss
+    assert saturation["epoch"] <= 1 and saturation["evidence"]["d_loss"] <= 0.1  # the hinge loss of DCGAN_BEFORE
     assert saturation["step"] == 40 * (saturation["epoch"] + 1)  # batches trained
     stall = alarms[names.index("stall")]
     assert stall["evidence"]["val/fid"] > stall["evidence"]["best val/fid"]
@@ -106,7 +113,7 @@ def test_a_frozen_generator_raises_saturation_and_stall_and_the_replay_agrees(tm
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
 def test_a_frozen_generator_saturates_d_whatever_the_loss(tmp_path, loss):
-    """The hinge loss is the DCGAN's (above); the Vanilla GAN's D trains with BCE or as a WGAN-GP critic."""
+    """The hinge loss is DCGAN_BEFORE's (above); the Vanilla GAN's D trains with BCE or as a WGAN-GP critic."""
     train(compose_run(tmp_path, *FROZEN_G, "model=vanilla", f"model.loss={loss}", "trainer.max_epochs=2"))
     (saturation,) = [a for a in _health(tmp_path) if a["name"] == "saturation"]
     evidence = saturation["evidence"]
@@ -118,7 +125,7 @@ def test_a_frozen_generator_saturates_d_whatever_the_loss(tmp_path, loss):
 
 @pytest.mark.slow
 def test_action_stop_ends_the_run_on_its_first_alarm_with_a_status_that_names_it(tmp_path, caplog):
-    cfg = compose_run(tmp_path, *FROZEN_G, "trainer.max_epochs=5", "callbacks.health.action=stop",
+    cfg = compose_run(tmp_path, *FROZEN_G, *DCGAN_BEFORE, "trainer.max_epochs=5", "callbacks.health.action=stop",
                       "callbacks.health.stall_patience=1", "~callbacks.quality", "~callbacks.best_checkpoint")
     with caplog.at_level(logging.INFO):
         run_job(cfg, train)
@@ -210,9 +217,11 @@ def test_a_d_loss_far_above_chance_is_divergence_for_bce_and_hinge_only():
 @pytest.mark.slow
 def test_a_resumed_run_keeps_the_watchmans_alarms_and_episodes(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    train(compose_run(first, *FROZEN_G, "trainer.max_epochs=2", "~callbacks.quality", "~callbacks.best_checkpoint"))
+    train(compose_run(first, *FROZEN_G, *DCGAN_BEFORE, "trainer.max_epochs=2", "~callbacks.quality",
+                      "~callbacks.best_checkpoint"))
     (alarm,) = _health(first)
     assert alarm["name"] == "saturation"
-    train(compose_run(second, *FROZEN_G, "trainer.max_epochs=3", "~callbacks.quality", "~callbacks.best_checkpoint",
+    train(compose_run(second, *FROZEN_G, *DCGAN_BEFORE, "trainer.max_epochs=3", "~callbacks.quality",
+                      "~callbacks.best_checkpoint",
                       f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
     assert _health(second) == [alarm]  # still saturated at epoch 2: the same episode, not a second alarm
