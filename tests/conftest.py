@@ -20,6 +20,8 @@ FAST = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "data.batch_size=32",
+    # validated after every epoch, whatever budget the model's config chooses (the Vanilla GAN's: every 2nd)
+    "trainer.check_val_every_n_epoch=1",
     "callbacks.quality.eval_samples=200",
 ]
 

@@ -142,7 +142,7 @@ def test_quality_targets_pass_and_fail_on_the_quality_issue_thresholds():
 
 def test_the_quality_benchmark_trains_each_model_at_its_own_budget():
     """Without --epochs, each model's epochs are its config's (the DCGAN's budget: 7), not one number for all."""
-    assert quality.own_budgets() == {"vanilla": 10, "dcgan": 7, "cgan": 10}
+    assert quality.own_budgets() == {"vanilla": 28, "dcgan": 7, "cgan": 10}
 
 
 def test_quality_table_gives_mean_and_std_over_seeds():
@@ -284,7 +284,9 @@ def test_throughput_benchmark_on_a_busy_machine_prints_its_table_and_stops_its_s
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "CPU, 1 threads, 1 other process spinning" in out
-    assert "| vanilla | 32-true, fused Adam |" in out or "| vanilla | bf16-mixed, fused Adam |" in out
+    # each model at its own batch size, as it trains (its budget's), unless --batch-size says otherwise
+    batch = compose_config(["model=vanilla"]).data.batch_size
+    assert f"| vanilla | {batch} | 32-true, fused Adam |" in out or f"| vanilla | {batch} | bf16-mixed, fused Adam |" in out
     import subprocess
 
     spinning = subprocess.run(["pgrep", "-f", "while True: pass"], capture_output=True, text=True, check=False).stdout.split()

@@ -76,7 +76,7 @@ def test_each_variant_chooses_its_learning_rates(model, lr, d_lr):
     assert (cfg.model.optimizer.generator.lr, cfg.model.optimizer.discriminator.lr) == (1e-3, 1e-4)
 
 
-@pytest.mark.parametrize("model, batch_size, epochs", [("dcgan", 64, 7), ("vanilla", 32, 10), ("cgan", 32, 10),
+@pytest.mark.parametrize("model, batch_size, epochs", [("dcgan", 64, 7), ("vanilla", 128, 28), ("cgan", 32, 10),
                                                     ("infogan", 64, 10)])
 def test_each_variant_chooses_the_budget_its_recipe_was_measured_at(model, batch_size, epochs):
     """A model config picks its budget option (dcgan: 7 epochs of 64; infogan: the paper's batches of 64); the command
@@ -85,7 +85,7 @@ def test_each_variant_chooses_the_budget_its_recipe_was_measured_at(model, batch
     assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (batch_size, epochs)
     assert compose_config([f"model={model}", "data=fashion_mnist"]).data.batch_size == batch_size
     cfg = compose_config([f"model={model}", "budget=default"])
-    assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (32, 10)
+    assert (cfg.data.batch_size, cfg.trainer.max_epochs, cfg.trainer.check_val_every_n_epoch) == (32, 10, 1)
     cfg = compose_config([f"model={model}", "data.batch_size=16", "trainer.max_epochs=3"])
     assert (cfg.data.batch_size, cfg.trainer.max_epochs) == (16, 3)
 

@@ -25,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["vanilla", "dcgan", "cgan", "infogan"]
 
 
+@pytest.mark.parametrize("every, epochs, validated", [(2, 3, [1, 2]), (2, 4, [1, 3]), (3, 1, [0])])
+def test_a_run_validated_every_nth_epoch_still_validates_its_last(tmp_path, every, epochs, validated):
+    """The Vanilla GAN's budget validates every 2nd epoch; a run of an odd number of epochs (or a one-epoch smoke run)
+    still ends with its final weights scored."""
+    train(compose_run(tmp_path, "model=vanilla", f"trainer.check_val_every_n_epoch={every}",
+                      f"trainer.max_epochs={epochs}"))
+    (event_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file)).Reload()
+    batches = 3  # an epoch: FAST's trainer.limit_train_batches; a validation logs at its epoch's last batch
+    assert [(e.step + 1) // batches - 1 for e in events.Scalars("val/fid")] == validated
+
+
 def test_a_run_shorter_than_the_log_interval_still_logs_its_epoch_losses(tmp_path):
     train(compose_run(tmp_path, "model=vanilla", "trainer.log_every_n_steps=50", "trainer.max_epochs=2"))
     (event_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")

@@ -135,7 +135,7 @@ def score(record: dict, n: int, cas_n: int, cas_epochs: int, data_dir: str | Non
 
 
 def validation_curves(run_dir: Path) -> dict[str, list[float]]:
-    """A run's validation FID, precision and recall after each epoch, from its TensorBoard events, and `minutes`:
+    """A run's validation FID, precision and recall at each validation, from its TensorBoard events, and `minutes`:
     the wall-clock minutes from the run's first event to each validation (a resumed run's pause counts too)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

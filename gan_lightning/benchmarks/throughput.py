@@ -245,22 +245,24 @@ def lightning_loop(gan, cfg, batches, warmup: int, extra_callbacks=()) -> float:
     return timer.end - timer.start
 
 
-def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: int, device: str = "cpu",
+def benchmark(models, batch_size: int | None, num_batches: int, warmup: int, repeats: int, device: str = "cpu",
               compile: bool = False, count_syncs: bool = False, profile: bool = False) -> list[dict]:
-    """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`);
+    """images/s of both loops for each model on `device` ("cpu": `trainer=cpu`; "cuda": `trainer=gpu`), at
+    `batch_size`, or None: each model's own (its config's data.batch_size, which its budget may set);
     `count_syncs` (CUDA): one more run of the project's loop counts its host syncs per batch."""
     device = torch.device(device)
-    dm = ImageDataModule(batch_size=batch_size)
-    dm.setup()
-    loader = iter(dm.train_dataloader())
-    # on a GPU the data already lies there, as the data module keeps it under trainer=gpu
-    batches = [tuple(t.to(device) for t in next(loader)) for _ in range(num_batches)]
-    timed_images = (num_batches - warmup) * batch_size
     rows = []
     for model in models:
+        size = batch_size or int(compose_config([f"model={model}"]).data.batch_size)
+        dm = ImageDataModule(batch_size=size)
+        dm.setup()
+        loader = iter(dm.train_dataloader())
+        # on a GPU the data already lies there, as the data module keeps it under trainer=gpu
+        batches = [tuple(t.to(device) for t in next(loader)) for _ in range(num_batches)]
+        timed_images = (num_batches - warmup) * size
         with tempfile.TemporaryDirectory() as tmp:
             cfg = compose_config([
-                f"model={model}", f"data.batch_size={batch_size}", f"paths.output_dir={tmp}",
+                f"model={model}", f"data.batch_size={size}", f"paths.output_dir={tmp}",
                 "trainer=gpu" if device.type == "cuda" else "trainer=cpu",
                 "trainer.max_epochs=1", f"trainer.limit_train_batches={num_batches}", "trainer.limit_val_batches=0",
                 "~callbacks.best_checkpoint", "trainer.enable_model_summary=false",
@@ -296,7 +298,7 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
                 pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
                 profile_text = text.getvalue()
         plain_rate, bare_rate, project_rate = (timed_images / statistics.median(t) for t in (plain, bare, project))
-        rows.append({"model": model, "plain": plain_rate, "bare": bare_rate, "lightning": project_rate,
+        rows.append({"model": model, "batch": size, "plain": plain_rate, "bare": bare_rate, "lightning": project_rate,
                      "ratio": project_rate / bare_rate, "speedup": project_rate / plain_rate,
                      "precision": precision, "syncs": syncs, "settings": settings(cfg),
                      "profile": profile_text})
@@ -306,7 +308,8 @@ def benchmark(models, batch_size: int, num_batches: int, warmup: int, repeats: i
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vanilla", "dcgan", "cgan"])
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's data.batch_size")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: each model's own (its config's data.batch_size, as it trains)")
     parser.add_argument("--batches", type=int, default=40, help="batches per run, warm-up included")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
@@ -323,9 +326,7 @@ def main(argv=None) -> None:
     parser.add_argument("--syncs", action="store_true",
                         help="on a GPU, also count the project loop's host syncs per batch, and where they happen")
     args = parser.parse_args(argv)
-    if args.batch_size is None:
-        args.batch_size = compose_config([]).data.batch_size
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     if not 0 <= args.warmup < args.batches:
         parser.error("--warmup must be smaller than --batches")
@@ -355,12 +356,12 @@ def _report(args) -> None:
         if args.busy:
             name += f", {args.busy} other process{'es' if args.busy > 1 else ''} spinning"
         print(f"\nTraining throughput, images/s ({name}; "
-              f"batch {args.batch_size}, median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
-        print("| model | project settings | plain PyTorch loop | bare loop, project settings | gan-lightning loop "
+              f"median of {args.repeats} runs of {args.batches - args.warmup} timed batches)\n")
+        print("| model | batch | project settings | plain PyTorch loop | bare loop, project settings | gan-lightning loop "
               "| loop ratio | speed-up over plain |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print("|---|---:|---|---:|---:|---:|---:|---:|")
         for row in rows:
-            print(f"| {row['model']} | {row['settings']} | {row['plain']:.0f} | {row['bare']:.0f} | "
+            print(f"| {row['model']} | {row['batch']} | {row['settings']} | {row['plain']:.0f} | {row['bare']:.0f} | "
                   f"{row['lightning']:.0f} | {row['ratio']:.2f} | {row['speedup']:.2f}x |")
         for row in rows:
             if row["syncs"] is not None:

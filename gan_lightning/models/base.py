@@ -251,6 +251,13 @@ class GAN(L.LightningModule):
                                                          divergence.value)  # unknown: on another process
             raise TrainingDiverged(str(divergence), where)
 
+    def on_train_epoch_start(self) -> None:
+        # a run validated every n-th epoch (a budget's trainer.check_val_every_n_epoch) still validates its last
+        # epoch, whatever n: its final weights are scored, and checkpointed as the best when they are
+        trainer = self.trainer
+        if trainer.check_val_every_n_epoch is not None and trainer.current_epoch == (trainer.max_epochs or 0) - 1:
+            trainer.check_val_every_n_epoch = 1
+
     def on_train_epoch_end(self) -> None:
         self._check_finite()
         # every run shows its losses and D(x), D(G(z)) as epoch means (`train/d_loss_epoch`, ...), also one shorter
