@@ -118,9 +118,9 @@ EVAL = "callbacks.quality.eval_samples"
     (["model.loss=wgan"], "model.loss='wgan' is not one of: bce, hinge, wgan-gp"),
     (["model.d_steps=0"], "model.d_steps must be a positive integer, got 0"),
     (["optimizer.lr_decay_epochs=-1"], "optimizer.lr_decay_epochs must be an integer >= 0, got -1"),
-    (["model=vanilla", "optimizer.lr_decay_epochs=11"], (
-        "optimizer.lr_decay_epochs=11 decays the learning rates over the last 11 epochs of trainer.max_epochs, which "
-        "is 10: give trainer.max_epochs >= 11")),
+    (["model=vanilla", "optimizer.lr_decay_epochs=29"], (
+        "optimizer.lr_decay_epochs=29 decays the learning rates over the last 29 epochs of trainer.max_epochs, which "
+        "is 28: give trainer.max_epochs >= 29")),
     (["model=vanilla", "optimizer.lr_decay_epochs=2", "trainer.max_epochs=-1"], "trainer.max_epochs, which is -1"),
     (["optimizer.lr_decay_epochs=2"], ("optimizer.lr_decay_epochs=2 and model.lr_decay_share=0.4 both set the "
                                        "learning-rate decay: give one")),
