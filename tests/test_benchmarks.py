@@ -121,10 +121,10 @@ def test_quality_targets_pass_and_fail_on_the_quality_issue_thresholds():
         "FAIL cgan: recall 0.720 = 0.900 of the real row's 0.800 >= 0.9",  # 0.8999: the mean, not its rounding
         "PASS cgan: label accuracy 0.9850 >= 0.985",
         "PASS cgan: CAS 0.9751 within 1.5 points of the real-trained classifier's 0.9900",
-        "PASS cgan: memorised share 0.0100 <= real test images' 0.0100",
+        "PASS cgan: memorised share 0.0100 <= 2 x real test images' 0.0100",
         "PASS vanilla: recall 0.600 = 0.750 of the real row's 0.800 >= 0.75",
     ]
-    models["cgan"].update(label_accuracy=(0.9849, 0.0), cas=(0.9740, 0.0), memorised_share=(0.0101, 0.0))
+    models["cgan"].update(label_accuracy=(0.9849, 0.0), cas=(0.9740, 0.0), memorised_share=(0.0201, 0.0))
     lines = quality.check_targets(models, real)
     assert [line.split(":")[0] for line in lines if line.startswith("FAIL")] == ["FAIL cgan"] * 4
     # Fashion-MNIST's targets: its own (its real row reads 0.93 of its labels), only the conditional GAN's

@@ -59,6 +59,10 @@ FRACTION_TARGETS = {
 }
 MIN_LABEL_ACCURACY = {"mnist": 0.985, "fashion_mnist": 0.90}
 MAX_CAS_GAP = 0.015  # CAS at most 1.5 points under the real-trained classifier's accuracy
+# memorised share at most twice the real test images' (0.01 by construction): a generator that draws exactly the
+# data's distribution scores 0.01 give or take its sampling noise, so at most 0.01 would fail it half the time; a
+# model that copies its training set scores far above (docs/quality.md, "The quality benchmark")
+MAX_MEMORISED_FACTOR = 2.0
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -104,7 +108,8 @@ def check_targets(models: dict[str, dict[str, tuple[float, float]]], real: dict[
                                                       f"of the real-trained classifier's {real_accuracy:.4f}")
         if "memorised_share" in row:
             share, test_share = row["memorised_share"][0], row["test_memorised_share"][0]
-            line(share <= test_share, f"{model}: memorised share {share:.4f} <= real test images' {test_share:.4f}")
+            line(share <= MAX_MEMORISED_FACTOR * test_share, f"{model}: memorised share {share:.4f} <= "
+                 f"{MAX_MEMORISED_FACTOR:g} x real test images' {test_share:.4f}")
     return lines
 
 
